@@ -1,0 +1,1 @@
+"""Analysis of cooperation: metrics, extortion, tournaments, reports."""

@@ -1,0 +1,36 @@
+"""Social-dilemma environments: pure JAX cores, PettingZoo and Gymnasium faces.
+
+Importing this package registers every game in our registry
+(:func:`make`, :func:`registered`) and with ``pettingzoo.register`` and
+``gymnasium.register`` under the ``dilemmas/`` namespace.
+"""
+
+from dilemmas.envs import gymnasium as _gymnasium_face  # noqa: E402
+from dilemmas.envs import matrix_games  # noqa: F401  (registers the matrix games)
+from dilemmas.envs import pettingzoo as _pettingzoo_face  # noqa: E402
+from dilemmas.envs.core import MultiAgentEnv, Timestep
+from dilemmas.envs.payoffs import PRESETS, payoff_table, pd_payoffs
+from dilemmas.envs.registry import EnvSpec, make, register, registered, spec
+from dilemmas.envs.testing import check_env
+from dilemmas.envs.wrappers import AutoReset, Checked, MetaEpisodes, Wrapper
+
+_pettingzoo_face.register_all()
+_gymnasium_face.register_all()
+
+__all__ = [
+    "PRESETS",
+    "AutoReset",
+    "Checked",
+    "EnvSpec",
+    "MetaEpisodes",
+    "MultiAgentEnv",
+    "Timestep",
+    "Wrapper",
+    "check_env",
+    "make",
+    "payoff_table",
+    "pd_payoffs",
+    "register",
+    "registered",
+    "spec",
+]
