@@ -1,0 +1,220 @@
+"""Gymnasium face: one agent against a fixed co-player, over any JAX core env.
+
+After ``import dilemmas.envs``::
+
+    import gymnasium
+    env = gymnasium.make("dilemmas/IPD-v0", co_player="tft")
+    obs, info = env.reset(seed=0)
+    obs, reward, terminated, truncated, info = env.step(0)  # cooperate
+
+``co_player`` is a strategy name from :mod:`dilemmas.agents.strategies` (keyword
+arguments in ``co_player_kwargs``) or any strategy object with the pure
+``init() -> state`` / ``act(key, state, obs) -> (action, state)`` interface. The
+learner plays as ``player_0`` by default (``agent=1`` makes it the column player).
+The co-player acts inside the same jitted call as the core ``step``, so a step is one
+compiled call; ``info["co_player_action"]`` reports its move.
+
+Gymnasium ids are the core ids in CamelCase: ``dilemmas/IPD-v0``,
+``dilemmas/StagHunt-v0``, ``dilemmas/Chicken-v0``, ``dilemmas/BattleOfTheSexes-v0``,
+``dilemmas/MatchingPennies-v0``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import gymnasium
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dilemmas.envs.core import MultiAgentEnv
+from dilemmas.envs.registry import make as make_core
+from dilemmas.envs.registry import registered
+
+_ACRONYMS = {"ipd": "IPD"}
+
+
+def gymnasium_id(env_id: str) -> str:
+    """``"stag_hunt-v0"`` -> ``"dilemmas/StagHunt-v0"``."""
+    name, version = env_id.rsplit("-", 1)
+    camel = _ACRONYMS.get(name) or "".join(p.capitalize() for p in name.split("_"))
+    return f"dilemmas/{camel}-{version}"
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _reset(env: MultiAgentEnv, agent: int, co_player: Any, key: jax.Array, params: Any):
+    key, key_reset = jax.random.split(key)
+    obs, state = env.reset(key_reset, params)
+    return key, obs, state, co_player.init()
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _step(
+    env: MultiAgentEnv,
+    agent: int,
+    co_player: Any,
+    key: jax.Array,
+    state: Any,
+    co_state: Any,
+    obs: jax.Array,
+    action: jax.Array,
+    params: Any,
+):
+    key, key_co, key_step = jax.random.split(key, 3)
+    co_action, co_state = co_player.act(key_co, co_state, obs[1 - agent])
+    actions = jnp.zeros((env.num_agents,), jnp.int32)
+    actions = actions.at[agent].set(action).at[1 - agent].set(co_action)
+    ts = env.step(key_step, state, actions, params)
+    return key, ts, co_state, co_action
+
+
+class SingleAgentEnv(gymnasium.Env):
+    """A two-player core env seen by one agent against a fixed co-player.
+
+    Args:
+      env_id: a registered core id (used when ``env`` is not given).
+      co_player: a strategy name or object (see the module docstring).
+      co_player_kwargs: keyword arguments for a named strategy.
+      agent: which player the learner controls (0 or 1).
+      env: a core env instance instead of ``env_id``; ``params`` its params.
+      render_mode: ``None`` or ``"ansi"``.
+      **static_kwargs: passed to ``dilemmas.envs.make(env_id, ...)``.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 1}
+
+    def __init__(
+        self,
+        env_id: str = "ipd-v0",
+        co_player: Any = "tft",
+        *,
+        co_player_kwargs: dict | None = None,
+        agent: int = 0,
+        env: MultiAgentEnv | None = None,
+        params: Any = None,
+        render_mode: str | None = None,
+        **static_kwargs: Any,
+    ):
+        if env is None:
+            env, default_params = make_core(env_id, **static_kwargs)
+        else:
+            default_params = env.default_params
+        if env.num_agents != 2:
+            raise ValueError(
+                f"a fixed co-player needs a two-player game; {env.name} has "
+                f"{env.num_agents} agents"
+            )
+        if agent not in (0, 1):
+            raise ValueError(f"agent must be 0 or 1, got {agent!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be one of {self.metadata['render_modes']} or None, "
+                f"got {render_mode!r}"
+            )
+        if isinstance(co_player, str):
+            from dilemmas.agents.strategies import make as make_strategy
+
+            co_player = make_strategy(co_player, **(co_player_kwargs or {}))
+        elif co_player_kwargs:
+            raise ValueError("co_player_kwargs only apply to a named co_player")
+        if not (hasattr(co_player, "init") and hasattr(co_player, "act")):
+            raise ValueError(
+                "co_player must be a strategy name or an object with init() and "
+                f"act(key, state, obs); got {co_player!r}"
+            )
+        self.core = env
+        self.params = default_params if params is None else params
+        self.co_player = co_player
+        self.agent = agent
+        self.render_mode = render_mode
+        self.observation_space = env.observation_space()
+        self.action_space = env.action_space()
+        self._key = None
+        self._state = None
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        del options
+        jax_seed = int(self.np_random.integers(0, 2**31 - 1))
+        key, obs, state, co_state = _reset(
+            self.core,
+            self.agent,
+            self.co_player,
+            jax.random.key(jax_seed),
+            self.params,
+        )
+        self._key, self._state, self._co_state, self._obs_all = (
+            key,
+            state,
+            co_state,
+            obs,
+        )
+        return np.asarray(obs[self.agent]), {}
+
+    def step(self, action: Any):
+        if self._state is None:
+            raise ValueError("step() called before reset()")
+        if isinstance(action, np.ndarray) and action.shape == ():
+            action = action.item()
+        if isinstance(action, bool | np.bool_) or not isinstance(
+            action, int | np.integer
+        ):
+            raise ValueError(
+                f"action of player_{self.agent} must be an integer, got {action!r}"
+            )
+        if not self.action_space.contains(np.int64(action)):
+            raise ValueError(
+                f"action of player_{self.agent} is {action}, "
+                f"outside {self.action_space}"
+            )
+        key, ts, co_state, co_action = _step(
+            self.core,
+            self.agent,
+            self.co_player,
+            self._key,
+            self._state,
+            self._co_state,
+            self._obs_all,
+            jnp.int32(action),
+            self.params,
+        )
+        obs, reward, terminated, truncated, co_action = jax.device_get(
+            (ts.obs, ts.reward, ts.terminated, ts.truncated, co_action)
+        )
+        self._key, self._state, self._co_state, self._obs_all = (
+            key,
+            ts.state,
+            co_state,
+            ts.obs,
+        )
+        info = {"co_player_action": int(co_action)}
+        return (
+            obs[self.agent],
+            float(reward[self.agent]),
+            bool(terminated),
+            bool(truncated),
+            info,
+        )
+
+    def render(self) -> str | None:
+        if self.render_mode is None:
+            gymnasium.logger.warn("render() called without a render_mode")
+            return None
+        if self._state is None:
+            return "not reset yet"
+        return self.core.render_ansi(self._state, self.params)
+
+
+def register_all() -> None:
+    """Register every two-player core id with Gymnasium (``dilemmas/CamelCase-vN``)."""
+    for env_id in registered():
+        gym_id = gymnasium_id(env_id)
+        if gym_id in gymnasium.registry:
+            continue
+        gymnasium.register(
+            gym_id,
+            entry_point="dilemmas.envs.gymnasium:SingleAgentEnv",
+            kwargs={"env_id": env_id},
+        )

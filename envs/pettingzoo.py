@@ -1,0 +1,311 @@
+"""PettingZoo face: any JAX core env as a ``pettingzoo.ParallelEnv`` (and AEC).
+
+After ``import dilemmas.envs`` every registered game is available as::
+
+    import pettingzoo
+    env = pettingzoo.make("parallel", "dilemmas/ipd-v0", max_cycles=50)
+    aec = pettingzoo.make("aec", "dilemmas/ipd-v0")
+
+or directly as ``dilemmas.envs.pettingzoo.parallel_env("ipd-v0", payoffs="lola")``.
+
+The adapter is thin: ``step`` validates the actions, calls the jitted core ``step`` once
+and converts the result to numpy dicts keyed by ``player_0 ... player_{N-1}``. The
+trajectory is exactly the core's under this key schedule::
+
+    key = jax.random.key(seed)
+    key, key_reset = jax.random.split(key);  obs, state = core.reset(key_reset, params)
+    key, key_step = jax.random.split(key);   ts = core.step(key_step, state, a, params)
+
+``reset(seed=None)`` draws a fresh seed from OS entropy. Episodes end by the core's
+own termination or truncation, or after ``max_cycles`` steps (truncation); finished
+agents are removed from ``agents``.
+
+Bad input (an unknown or missing agent, a non-integer or out-of-range action, stepping
+before ``reset`` or after the end) raises ``ValueError`` naming the agent and the
+problem, and leaves the env exactly as it was.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import gymnasium.spaces
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pettingzoo
+from pettingzoo.utils.conversions import parallel_to_aec
+
+from dilemmas.envs.core import MultiAgentEnv
+from dilemmas.envs.registry import make as make_core
+from dilemmas.envs.registry import registered
+
+
+@functools.cache
+def _compiled(env: MultiAgentEnv):
+    """Jitted reset and step of ``env``, shared by every face over an equal env.
+
+    ``step`` packs reward and the two flags into one float32 vector, so a step costs
+    one compiled call and two device-to-host copies (three with a non-empty info).
+    """
+
+    def reset(key: jax.Array, params: Any):
+        key, key_reset = jax.random.split(key)
+        obs, state = env.reset(key_reset, params)
+        return key, obs, state
+
+    def step(key: jax.Array, state: Any, actions: jax.Array, params: Any):
+        key, key_step = jax.random.split(key)
+        ts = env.step(key_step, state, actions, params)
+        scalars = jnp.concatenate(
+            [ts.reward, jnp.stack([ts.terminated, ts.truncated])]
+        ).astype(jnp.float32)
+        return key, ts.state, ts.obs, scalars, ts.info
+
+    return jax.jit(reset), jax.jit(step)
+
+
+def _is_integer_action(action: Any) -> bool:
+    if isinstance(action, bool | np.bool_):
+        return False
+    if isinstance(action, int | np.integer):
+        return True
+    return (
+        isinstance(action, np.ndarray)
+        and action.shape == ()
+        and np.issubdtype(action.dtype, np.integer)
+    )
+
+
+class JaxParallelEnv(pettingzoo.ParallelEnv):
+    """A ``ParallelEnv`` over a :class:`~dilemmas.envs.core.MultiAgentEnv`.
+
+    Args:
+      env: the JAX core env.
+      params: its params (default: ``env.default_params``).
+      render_mode: ``None``, ``"ansi"`` (``render()`` returns a string) or
+        ``"human"`` (prints it).
+      max_cycles: truncate after this many steps (``None``: only the core's limit).
+      name: the ``metadata["name"]`` (default: the core env's class name).
+    """
+
+    metadata = {
+        "render_modes": ["ansi", "human"],
+        "name": "dilemmas",
+        "is_parallelizable": True,
+        "render_fps": 1,
+    }
+
+    def __init__(
+        self,
+        env: MultiAgentEnv,
+        params: Any = None,
+        *,
+        render_mode: str | None = None,
+        max_cycles: int | None = None,
+        name: str | None = None,
+    ):
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be one of {self.metadata['render_modes']} or None, "
+                f"got {render_mode!r}"
+            )
+        if max_cycles is not None and (
+            isinstance(max_cycles, bool)
+            or not isinstance(max_cycles, int | np.integer)
+            or max_cycles <= 0
+        ):
+            raise ValueError(f"max_cycles must be a positive int, got {max_cycles!r}")
+        self.core = env
+        self.params = env.default_params if params is None else params
+        self.render_mode = render_mode
+        self.max_cycles = None if max_cycles is None else int(max_cycles)
+        self.metadata = {**self.metadata, "name": name or env.name}
+        self.possible_agents = [f"player_{i}" for i in range(env.num_agents)]
+        self._index = {agent: i for i, agent in enumerate(self.possible_agents)}
+        self._build_spaces()
+        self._reset_fn, self._step_fn = _compiled(env)
+        self.agents: list[str] = []
+        self._key = None
+        self._state = None
+        self._obs: np.ndarray | None = None
+        self._num_steps = 0
+
+    def _build_spaces(self) -> None:
+        self._observation_spaces = {
+            agent: self.core.observation_space() for agent in self.possible_agents
+        }
+        self._action_spaces = {
+            agent: self.core.action_space() for agent in self.possible_agents
+        }
+        obs_space = self.core.observation_space()
+        self.state_space = gymnasium.spaces.Box(
+            np.tile(obs_space.low, self.core.num_agents),
+            np.tile(obs_space.high, self.core.num_agents),
+            dtype=obs_space.dtype,
+        )
+
+    def _agent_index(self, agent: str) -> int:
+        try:
+            return self._index[agent]
+        except (KeyError, TypeError):
+            raise ValueError(
+                f"unknown agent {agent!r}; agents are {self.possible_agents}"
+            ) from None
+
+    def observation_space(self, agent: str) -> gymnasium.spaces.Space:
+        return self._observation_spaces[self.possible_agents[self._agent_index(agent)]]
+
+    def action_space(self, agent: str) -> gymnasium.spaces.Discrete:
+        return self._action_spaces[self.possible_agents[self._agent_index(agent)]]
+
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        del options
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1)[0])
+        key, obs, state = self._reset_fn(jax.random.key(seed), self.params)
+        self._key, self._state = key, state
+        self._obs = np.asarray(obs)
+        self._num_steps = 0
+        self.agents = list(self.possible_agents)
+        observations = {agent: self._obs[i] for i, agent in enumerate(self.agents)}
+        return observations, {agent: {} for agent in self.agents}
+
+    def _validated_actions(self, actions: dict) -> np.ndarray:
+        if self._state is None:
+            raise ValueError("step() called before reset()")
+        if not self.agents:
+            raise ValueError("step() called after every agent is done; call reset()")
+        if not isinstance(actions, dict):
+            raise ValueError(
+                f"actions must be a dict keyed by agent, got {type(actions).__name__}"
+            )
+        for agent in actions:
+            if agent not in self._index:
+                raise ValueError(
+                    f"unknown agent {agent!r} in actions; live agents are {self.agents}"
+                )
+            if agent not in self.agents:
+                raise ValueError(f"agent {agent!r} is done and cannot act")
+        missing = [agent for agent in self.agents if agent not in actions]
+        if missing:
+            raise ValueError(f"missing actions for agents {missing}")
+        joint = np.zeros(len(self.possible_agents), np.int32)
+        for agent, action in actions.items():
+            if not _is_integer_action(action):
+                raise ValueError(
+                    f"action of {agent!r} must be an integer, got {action!r} "
+                    f"({type(action).__name__})"
+                )
+            space = self._action_spaces[agent]
+            if not 0 <= int(action) < space.n:
+                raise ValueError(
+                    f"action of {agent!r} is {int(action)}, outside the action space "
+                    f"{space} (0 <= action < {space.n})"
+                )
+            joint[self._index[agent]] = int(action)
+        return joint
+
+    def step(self, actions: dict):
+        joint = self._validated_actions(actions)
+        key, state, obs, scalars, info = self._step_fn(
+            self._key, self._state, joint, self.params
+        )
+        obs, scalars = np.asarray(obs), np.asarray(scalars)
+        info = jax.device_get(info) if info else {}
+        self._key, self._state, self._obs = key, state, obs
+        self._num_steps += 1
+        num_agents = len(self.possible_agents)
+        terminated = bool(scalars[num_agents])
+        truncated = bool(scalars[num_agents + 1]) or (
+            self.max_cycles is not None and self._num_steps >= self.max_cycles
+        )
+        agents = self.agents
+        result = (
+            {agent: obs[self._index[agent]] for agent in agents},
+            {agent: float(scalars[self._index[agent]]) for agent in agents},
+            dict.fromkeys(agents, terminated),
+            dict.fromkeys(agents, truncated),
+            {agent: dict(info) for agent in agents},
+        )
+        if terminated or truncated:
+            self.agents = []
+        if self.render_mode == "human":
+            self.render()
+        return result
+
+    def render(self) -> str | None:
+        if self.render_mode is None:
+            gymnasium.logger.warn("render() called without a render_mode")
+            return None
+        if self._state is None:
+            text = "not reset yet"
+        else:
+            text = self.core.render_ansi(self._state, self.params)
+        if self.render_mode == "human":
+            print(text)
+            return None
+        return text
+
+    def state(self) -> np.ndarray:
+        """The global state: every agent's observation, concatenated."""
+        if self._obs is None:
+            raise ValueError("state() called before reset()")
+        return self._obs.reshape(-1)
+
+    def close(self) -> None:
+        pass
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        for name in (
+            "_observation_spaces",
+            "_action_spaces",
+            "state_space",
+            "_reset_fn",
+            "_step_fn",
+        ):
+            state[name] = None
+        if self._key is not None:
+            state["_key"] = np.asarray(jax.random.key_data(self._key))
+            state["_state"] = jax.device_get(self._state)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if self._key is not None:
+            self._key = jax.random.wrap_key_data(self._key)
+        self._build_spaces()
+        self._reset_fn, self._step_fn = _compiled(self.core)
+
+
+def parallel_env(
+    env_id: str = "ipd-v0",
+    *,
+    render_mode: str | None = None,
+    max_cycles: int | None = None,
+    **static_kwargs: Any,
+) -> JaxParallelEnv:
+    """The PettingZoo ``ParallelEnv`` of a registered game."""
+    core, params = make_core(env_id, **static_kwargs)
+    return JaxParallelEnv(
+        core, params, render_mode=render_mode, max_cycles=max_cycles, name=env_id
+    )
+
+
+def env(env_id: str = "ipd-v0", **kwargs: Any):
+    """The PettingZoo AEC env of a registered game (``parallel_to_aec``)."""
+    return parallel_to_aec(parallel_env(env_id, **kwargs))
+
+
+def register_all() -> None:
+    """Register every core id as ``dilemmas/<id>`` with PettingZoo (both APIs)."""
+    for env_id in registered():
+        for env_type, entry_point in (("parallel", "parallel_env"), ("aec", "env")):
+            pettingzoo.register(
+                env_type,
+                f"dilemmas/{env_id}",
+                entry_point=f"dilemmas.envs.pettingzoo:{entry_point}",
+                kwargs={"env_id": env_id},
+            )
