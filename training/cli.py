@@ -1,0 +1,139 @@
+"""The ``dilemmas`` command line.
+
+dilemmas envs                              list the registered environments
+dilemmas strategies                        list the fixed strategies
+dilemmas play ipd-v0 --co-player tft       play an episode of fixed strategies
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+
+
+def _version() -> str:
+    try:
+        return version("dilemmas")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _cmd_envs(args: argparse.Namespace) -> int:
+    del args
+    from dilemmas.envs import registered, spec
+    from dilemmas.envs.gymnasium import gymnasium_id
+
+    ids = registered()
+    width = max(len(env_id) for env_id in ids)
+    print(f"{'id':<{width}}  description")
+    for env_id in ids:
+        print(f"{env_id:<{width}}  {spec(env_id).description}")
+    print(
+        "\nPettingZoo: pettingzoo.make('parallel', 'dilemmas/<id>') after "
+        "`import dilemmas.envs`;\nGymnasium: gymnasium.make('"
+        f"{gymnasium_id(ids[0])}', co_player='tft') (ids in CamelCase)."
+    )
+    return 0
+
+
+def _cmd_strategies(args: argparse.Namespace) -> int:
+    del args
+    from dilemmas.agents.strategies import DESCRIPTIONS, NAMES
+
+    width = max(len(name) for name in NAMES)
+    for name in NAMES:
+        print(f"{name:<{width}}  {DESCRIPTIONS[name]}")
+    return 0
+
+
+def _cmd_play(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from dilemmas.agents.strategies import NumpyPolicy
+    from dilemmas.agents.strategies import make as make_strategy
+    from dilemmas.envs.matrix_games import ACTION_NAMES
+    from dilemmas.envs.pettingzoo import parallel_env
+
+    kwargs = {"max_steps": args.steps}
+    if args.payoffs is not None:
+        kwargs["payoffs"] = args.payoffs
+    env = parallel_env(args.env_id, render_mode="ansi", **kwargs)
+    names = {"player_0": args.player, "player_1": args.co_player}
+    policies = {
+        agent: NumpyPolicy(make_strategy(name), seed=args.seed + i)
+        for i, (agent, name) in enumerate(names.items())
+    }
+    observations, _ = env.reset(seed=args.seed)
+    moves, totals = [], dict.fromkeys(env.possible_agents, 0.0)
+    while env.agents:
+        actions = {agent: policies[agent](observations[agent]) for agent in env.agents}
+        observations, rewards, *_ = env.step(actions)
+        moves.append("".join(ACTION_NAMES[actions[a]] for a in env.possible_agents))
+        for agent, reward in rewards.items():
+            totals[agent] += reward
+        if args.verbose:
+            print(env.render())
+    steps = len(moves)
+    table = np.array([[move[i] == "C" for i in range(2)] for move in moves])
+    print(
+        f"{args.env_id}: {names['player_0']} (player_0) vs "
+        f"{names['player_1']} (player_1), {steps} rounds, seed {args.seed}"
+    )
+    shown = " ".join(moves[:20]) + (" ..." if steps > 20 else "")
+    print(f"moves (player_0, player_1): {shown}")
+    for i, agent in enumerate(env.possible_agents):
+        print(
+            f"  {agent} {names[agent]:>10}: total {totals[agent]:+8.2f}   "
+            f"per round {totals[agent] / steps:+.3f}   "
+            f"cooperation {table[:, i].mean():.0%}"
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dilemmas",
+        description="Social dilemmas for multi-agent RL.",
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    envs = commands.add_parser("envs", help="list the registered environments")
+    envs.set_defaults(run=_cmd_envs)
+
+    strategies = commands.add_parser("strategies", help="list the fixed strategies")
+    strategies.set_defaults(run=_cmd_strategies)
+
+    play = commands.add_parser(
+        "play",
+        help="play one episode of two fixed strategies through the PettingZoo face",
+    )
+    play.add_argument("env_id", help="a registered two-player id, e.g. ipd-v0")
+    play.add_argument(
+        "--player", default="tft", help="strategy of player_0 (default: tft)"
+    )
+    play.add_argument(
+        "--co-player", default="tft", help="strategy of player_1 (default: tft)"
+    )
+    play.add_argument(
+        "--steps", type=int, default=10, help="rounds in the episode (default: 10)"
+    )
+    play.add_argument(
+        "--payoffs", default=None, help="payoff preset, e.g. coala, lola, axelrod"
+    )
+    play.add_argument("--seed", type=int, default=0)
+    play.add_argument("-v", "--verbose", action="store_true", help="print every round")
+    play.set_defaults(run=_cmd_play)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except ValueError as err:
+        print(f"dilemmas {args.command}: error: {err}", file=sys.stderr)
+        return 2
