@@ -33,7 +33,7 @@ def _cmd_envs(args: argparse.Namespace) -> int:
     print(
         "\nPettingZoo: pettingzoo.make('parallel', 'dilemmas/<id>') after "
         "`import dilemmas.envs`;\nGymnasium: gymnasium.make('"
-        f"{gymnasium_id(ids[0])}', co_player='tft') (ids in CamelCase)."
+        f"{gymnasium_id('ipd-v0')}', co_player='tft') (ids in CamelCase)."
     )
     return 0
 

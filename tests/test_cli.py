@@ -1,0 +1,68 @@
+"""The dilemmas command line."""
+
+import pytest
+
+from dilemmas.training.cli import main
+
+
+def test_envs_lists_every_id_with_a_description(capsys):
+    assert main(["envs"]) == 0
+    out = capsys.readouterr().out
+    for env_id in ("ipd-v0", "stag_hunt-v0", "chicken-v0", "matching_pennies-v0"):
+        assert env_id in out
+    assert "iterated prisoner's dilemma" in out
+    assert "dilemmas/IPD-v0" in out
+
+
+def test_strategies_lists_names(capsys):
+    assert main(["strategies"]) == 0
+    out = capsys.readouterr().out
+    for name in ("tft", "wsls", "zd_extort", "grim"):
+        assert name in out
+
+
+def test_play_tft_against_alld(capsys):
+    # COALA payoffs, 10 rounds: TFT is suckered once (S = -1) then both defect
+    # (P = 0); AllD gets T = 2 once.
+    assert main(["play", "ipd-v0", "--player", "tft", "--co-player", "alld"]) == 0
+    out = capsys.readouterr().out
+    assert "10 rounds" in out
+    assert "moves (player_0, player_1): CD DD DD DD DD DD DD DD DD DD" in out
+    assert "total    -1.00   per round -0.100   cooperation 10%" in out
+    assert "total    +2.00   per round +0.200   cooperation 0%" in out
+
+
+def test_play_with_axelrod_payoffs_and_verbose(capsys):
+    argv = [
+        "play",
+        "ipd-v0",
+        "--player",
+        "wsls",
+        "--co-player",
+        "alld",
+        "--steps",
+        "4",
+        "--payoffs",
+        "axelrod",
+        "-v",
+    ]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    # WSLS against AllD alternates C, D: S + P + S + P = 0 + 1 + 0 + 1.
+    assert "moves (player_0, player_1): CD DD CD DD" in out
+    assert "total    +2.00" in out
+    assert "round 4/4: player_0 D (+1), player_1 D (+1)" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["play", "ipd-v0", "--player", "nobody"], "unknown strategy 'nobody'"),
+        (["play", "ipd-v7"], "unknown env id 'ipd-v7'"),
+        (["play", "ipd-v0", "--steps", "0"], "max_steps must be positive"),
+        (["play", "ipd-v0", "--payoffs", "lolz"], "unknown payoff preset"),
+    ],
+)
+def test_bad_arguments_give_a_clear_error(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
