@@ -29,7 +29,7 @@ name                   memory-one vector             Axelrod library class
                        only without noise)
 ``gtft``               (1; 1, g, 1, g)               ``GTFT`` (see the note below)
 ``zd_extort``          (p0; p1, p2, p3, 0)           ``ZDExtort2`` is chi = 2,
-                       Press & Dyson 2012          phi = 1/18 (own-game adaptive)
+                       Press & Dyson 2012            phi = 1/18 (own-game adaptive)
 ``alternator``         (1; 0, 0, 1, 1)               ``Alternator``
 ``tf2t``               not memory-one (memory two)   ``TitFor2Tats``
 ``random``             (p; p, p, p, p)               ``Random``

@@ -30,6 +30,26 @@ def test_play_tft_against_alld(capsys):
     assert "moves (player_0, player_1): CD DD DD DD DD DD DD DD DD DD" in out
     assert "total    -1.00   per round -0.100   cooperation 10%" in out
     assert "total    +2.00   per round +0.200   cooperation 0%" in out
+    assert "(exact memory-one chain): player_0 -0.100, player_1 +0.200" in out
+
+
+def test_play_reports_the_exact_expectation_of_a_zd_extortioner(capsys):
+    # ZD(chi=3) vs AllC under COALA payoffs: long-run 9/7 and 3/7 per round.
+    argv = [
+        "play",
+        "ipd-v0",
+        "--player",
+        "zd_extort",
+        "--co-player",
+        "allc",
+        "--steps",
+        "2000",
+    ]
+    assert main(argv) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    values = [float(part.split()[-1]) for part in line.split(":")[1].split(",")]
+    assert abs(values[0] - 9 / 7) < 2e-3
+    assert abs(values[1] - 3 / 7) < 2e-3
 
 
 def test_play_with_axelrod_payoffs_and_verbose(capsys):

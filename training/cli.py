@@ -51,8 +51,9 @@ def _cmd_strategies(args: argparse.Namespace) -> int:
 def _cmd_play(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from dilemmas.agents.strategies import NumpyPolicy
+    from dilemmas.agents.strategies import MemoryOne, NumpyPolicy
     from dilemmas.agents.strategies import make as make_strategy
+    from dilemmas.envs.exact_ipd import finite_horizon_returns
     from dilemmas.envs.matrix_games import ACTION_NAMES
     from dilemmas.envs.pettingzoo import parallel_env
 
@@ -88,6 +89,16 @@ def _cmd_play(args: argparse.Namespace) -> int:
             f"  {agent} {names[agent]:>10}: total {totals[agent]:+8.2f}   "
             f"per round {totals[agent] / steps:+.3f}   "
             f"cooperation {table[:, i].mean():.0%}"
+        )
+    strategies = [policies[agent].strategy for agent in env.possible_agents]
+    if all(isinstance(strategy, MemoryOne) for strategy in strategies):
+        expected = finite_horizon_returns(
+            strategies[0].probs, strategies[1].probs, env.params.payoffs, horizon=steps
+        )
+        print(
+            "expected per round (exact memory-one chain): "
+            f"player_0 {float(expected[0]) / steps:+.3f}, "
+            f"player_1 {float(expected[1]) / steps:+.3f}"
         )
     return 0
 
