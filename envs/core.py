@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 import gymnasium.spaces
 import jax
+import numpy as np
 
 State = TypeVar("State")
 Params = TypeVar("Params")
@@ -56,6 +57,9 @@ class MultiAgentEnv(Generic[State, Params]):
     #: Whether ``step`` uses its key: a deterministic game gives identical
     #: trajectories for identical actions whatever the key.
     stochastic: ClassVar[bool] = False
+    #: Render modes the host-side hooks support (``"ansi"``: :meth:`render_ansi`,
+    #: ``"rgb_array"``: :meth:`render_rgb`).
+    render_modes: ClassVar[tuple[str, ...]] = ("ansi",)
 
     def static_config(self) -> tuple:
         """What fixes the env's compiled code: shapes and flags, not numbers.
@@ -102,6 +106,10 @@ class MultiAgentEnv(Generic[State, Params]):
         """A text picture of ``state`` (host-side, not jittable)."""
         del params
         return repr(state)
+
+    def render_rgb(self, state: State, params: Params) -> np.ndarray:
+        """An RGB picture of ``state``, ``uint8[H, W, 3]`` (host-side)."""
+        raise NotImplementedError(f"{self.name} has no rgb_array rendering")
 
     @property
     def unwrapped(self) -> MultiAgentEnv:

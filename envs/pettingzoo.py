@@ -84,8 +84,9 @@ class JaxParallelEnv(pettingzoo.ParallelEnv):
     Args:
       env: the JAX core env.
       params: its params (default: ``env.default_params``).
-      render_mode: ``None``, ``"ansi"`` (``render()`` returns a string) or
-        ``"human"`` (prints it).
+      render_mode: ``None``, ``"ansi"`` (``render()`` returns a string),
+        ``"rgb_array"`` (an ``uint8[H, W, 3]`` frame, for games that draw one) or
+        ``"human"`` (prints the ansi picture).
       max_cycles: truncate after this many steps (``None``: only the core's limit).
       name: the ``metadata["name"]`` (default: the core env's class name).
     """
@@ -106,9 +107,10 @@ class JaxParallelEnv(pettingzoo.ParallelEnv):
         max_cycles: int | None = None,
         name: str | None = None,
     ):
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+        render_modes = [*env.render_modes, "human"]
+        if render_mode is not None and render_mode not in render_modes:
             raise ValueError(
-                f"render_mode must be one of {self.metadata['render_modes']} or None, "
+                f"render_mode must be one of {render_modes} or None, "
                 f"got {render_mode!r}"
             )
         if max_cycles is not None and (
@@ -121,7 +123,11 @@ class JaxParallelEnv(pettingzoo.ParallelEnv):
         self.params = env.default_params if params is None else params
         self.render_mode = render_mode
         self.max_cycles = None if max_cycles is None else int(max_cycles)
-        self.metadata = {**self.metadata, "name": name or env.name}
+        self.metadata = {
+            **self.metadata,
+            "name": name or env.name,
+            "render_modes": render_modes,
+        }
         self.possible_agents = [f"player_{i}" for i in range(env.num_agents)]
         self._index = {agent: i for i, agent in enumerate(self.possible_agents)}
         self._build_spaces()
@@ -235,14 +241,16 @@ class JaxParallelEnv(pettingzoo.ParallelEnv):
             self.render()
         return result
 
-    def render(self) -> str | None:
+    def render(self) -> str | np.ndarray | None:
+        """``ansi``: a string; ``rgb_array``: ``uint8[H, W, 3]``; ``human``: prints."""
         if self.render_mode is None:
             gymnasium.logger.warn("render() called without a render_mode")
             return None
         if self._state is None:
-            text = "not reset yet"
-        else:
-            text = self.core.render_ansi(self._state, self.params)
+            raise ValueError("render() called before reset()")
+        if self.render_mode == "rgb_array":
+            return self.core.render_rgb(self._state, self.params)
+        text = self.core.render_ansi(self._state, self.params)
         if self.render_mode == "human":
             print(text)
             return None

@@ -64,8 +64,15 @@ class Wrapper(MultiAgentEnv):
     def action_space(self):
         return self.env.action_space()
 
+    @property
+    def render_modes(self) -> tuple[str, ...]:
+        return self.env.render_modes
+
     def render_ansi(self, state, params) -> str:
         return self.env.render_ansi(state, params)
+
+    def render_rgb(self, state, params):
+        return self.env.render_rgb(state, params)
 
     @property
     def unwrapped(self) -> MultiAgentEnv:
@@ -162,6 +169,9 @@ class MetaEpisodes(Wrapper):
     def render_ansi(self, state: MetaEpisodeState, params) -> str:
         inner = self.env.render_ansi(state.env_state, params)
         return f"inner episode {int(state.inner_episode)}: {inner}"
+
+    def render_rgb(self, state: MetaEpisodeState, params):
+        return self.env.render_rgb(state.env_state, params)
 
 
 class Checked(Wrapper):
