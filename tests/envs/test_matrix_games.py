@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dilemmas.envs import check_env, make, registered
 from dilemmas.envs.matrix_games import PAX_OBS_ORDER, MatrixGame
@@ -149,3 +151,42 @@ def test_render_ansi_names_moves_and_rewards():
     assert env.render_ansi(ts.state, params) == (
         "round 1/5: player_0 D (+2), player_1 C (-1)"
     )
+
+
+_FINITE = st.floats(-100, 100, allow_nan=False, width=32)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    table=st.lists(_FINITE, min_size=8, max_size=8),
+    actions=st.lists(
+        st.tuples(st.integers(0, 1), st.integers(0, 1)), min_size=1, max_size=12
+    ),
+)
+def test_any_table_any_actions_pay_the_lookup_and_observe_the_last_move(table, actions):
+    env = MatrixGame(payoffs=np.reshape(table, (2, 2, 2)), max_steps=len(actions))
+    params = env.default_params
+    _, traj = _STEP_SCAN(env, params, jnp.asarray(actions, jnp.int32))
+    expected_reward = np.array(
+        [[table[4 * a0 + 2 * a1], table[4 * a0 + 2 * a1 + 1]] for a0, a1 in actions],
+        np.float32,
+    )
+    np.testing.assert_array_equal(traj.reward, expected_reward)
+    expected_obs = [[1 + 2 * a0 + a1, 1 + 2 * a1 + a0] for a0, a1 in actions]
+    np.testing.assert_array_equal(np.argmax(traj.obs, axis=-1), expected_obs)
+    truncated = np.zeros(len(actions), bool)
+    truncated[-1] = True
+    np.testing.assert_array_equal(traj.truncated, truncated)
+
+
+def _scan_actions(env, params, actions):
+    _, state = env.reset(jax.random.key(0), params)
+
+    def body(state, a):
+        ts = env.step(jax.random.key(0), state, a, params)
+        return ts.state, ts
+
+    return jax.lax.scan(body, state, actions)
+
+
+_STEP_SCAN = jax.jit(_scan_actions, static_argnums=0)
