@@ -251,28 +251,13 @@ def zd_extortion(
     return np.clip(q, 0.0, 1.0)
 
 
-def _allc() -> tuple[float, ...]:
-    return (1.0, 1.0, 1.0, 1.0, 1.0)
+def _fixed(*vector: float) -> Callable[[], tuple[float, ...]]:
+    """A factory, taking no kwargs, of a fixed memory-one vector."""
 
+    def factory() -> tuple[float, ...]:
+        return tuple(float(p) for p in vector)
 
-def _alld() -> tuple[float, ...]:
-    return (0.0, 0.0, 0.0, 0.0, 0.0)
-
-
-def _tft() -> tuple[float, ...]:
-    return (1.0, 1.0, 0.0, 1.0, 0.0)
-
-
-def _stft() -> tuple[float, ...]:
-    return (0.0, 1.0, 0.0, 1.0, 0.0)
-
-
-def _wsls() -> tuple[float, ...]:
-    return (1.0, 1.0, 0.0, 0.0, 1.0)
-
-
-def _alternator() -> tuple[float, ...]:
-    return (1.0, 0.0, 0.0, 1.0, 1.0)
+    return factory
 
 
 def _gtft(g: float | None = None, payoffs: PayoffsLike = "coala") -> tuple[float, ...]:
@@ -305,13 +290,18 @@ class _Entry:
 
 
 _CATALOGUE: dict[str, _Entry] = {
-    "allc": _Entry("always cooperate (1; 1, 1, 1, 1)", vector=_allc),
-    "alld": _Entry("always defect (0; 0, 0, 0, 0)", vector=_alld),
-    "tft": _Entry("tit for tat: C first, then copy (1; 1, 0, 1, 0)", vector=_tft),
-    "stft": _Entry(
-        "suspicious tit for tat: D first, then copy (0; 1, 0, 1, 0)", vector=_stft
+    "allc": _Entry("always cooperate (1; 1, 1, 1, 1)", vector=_fixed(1, 1, 1, 1, 1)),
+    "alld": _Entry("always defect (0; 0, 0, 0, 0)", vector=_fixed(0, 0, 0, 0, 0)),
+    "tft": _Entry(
+        "tit for tat: C first, then copy (1; 1, 0, 1, 0)", vector=_fixed(1, 1, 0, 1, 0)
     ),
-    "wsls": _Entry("win-stay lose-shift / Pavlov (1; 1, 0, 0, 1)", vector=_wsls),
+    "stft": _Entry(
+        "suspicious tit for tat: D first, then copy (0; 1, 0, 1, 0)",
+        vector=_fixed(0, 1, 0, 1, 0),
+    ),
+    "wsls": _Entry(
+        "win-stay lose-shift / Pavlov (1; 1, 0, 0, 1)", vector=_fixed(1, 1, 0, 0, 1)
+    ),
     "grim": _Entry(
         "grim trigger / Grudger: defect forever once the co-player defects",
         machine=Grim,
@@ -326,7 +316,9 @@ _CATALOGUE: dict[str, _Entry] = {
         "(kwargs chi, phi, payoffs, p0)",
         vector=zd_extortion,
     ),
-    "alternator": _Entry("alternate C, D, C, ... (1; 0, 0, 1, 1)", vector=_alternator),
+    "alternator": _Entry(
+        "alternate C, D, C, ... (1; 0, 0, 1, 1)", vector=_fixed(1, 0, 0, 1, 1)
+    ),
     "tf2t": _Entry(
         "tit for two tats: defect only after two co-player defections in a row",
         machine=TitForTwoTats,
