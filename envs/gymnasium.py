@@ -7,9 +7,12 @@ After ``import dilemmas.envs``::
     obs, info = env.reset(seed=0)
     obs, reward, terminated, truncated, info = env.step(0)  # cooperate
 
-``co_player`` is a strategy name from :mod:`dilemmas.agents.strategies` (keyword
-arguments in ``co_player_kwargs``) or any strategy object with the pure
-``init() -> state`` / ``act(key, state, obs) -> (action, state)`` interface. The
+``co_player`` is a name from the core env's catalogue of co-players
+(``env.co_players``: :mod:`dilemmas.agents.strategies` for the matrix games,
+``dilemmas.agents.scripted.<game>`` for the grid games; keyword arguments in
+``co_player_kwargs``; default ``env.default_co_player``), a strategy object with the
+pure ``init() -> state`` / ``act(key, state, obs) -> (action, state)`` interface, or a
+scripted policy with ``act(key, env_state, params, agent) -> action`` (no ``init``). The
 learner plays as ``player_0`` by default (``agent=1`` makes it the column player).
 The co-player acts inside the same jitted call as the core ``step``, so a step is one
 compiled call; ``info["co_player_action"]`` reports its move.
@@ -22,6 +25,7 @@ Gymnasium ids are the core ids in CamelCase: ``dilemmas/IPD-v0``,
 from __future__ import annotations
 
 import functools
+import importlib
 from typing import Any
 
 import gymnasium
@@ -43,11 +47,20 @@ def gymnasium_id(env_id: str) -> str:
     return f"dilemmas/{camel}-{version}"
 
 
+def _reads_env_state(co_player: Any) -> bool:
+    """Scripted policies act on the env state; strategies on an observation."""
+    return not hasattr(co_player, "init")
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _reset(env: MultiAgentEnv, agent: int, co_player: Any, key: jax.Array, params: Any):
     key, key_reset = jax.random.split(key)
     obs, state = env.reset(key_reset, params)
-    return key, obs, state, co_player.init()
+    if _reads_env_state(co_player):
+        co_state = jnp.zeros((), jnp.int32)
+    else:
+        co_state = co_player.init()
+    return key, obs, state, co_state
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -63,11 +76,22 @@ def _step(
     params: Any,
 ):
     key, key_co, key_step = jax.random.split(key, 3)
-    co_action, co_state = co_player.act(key_co, co_state, obs[1 - agent])
+    if _reads_env_state(co_player):
+        co_action = co_player.act(key_co, state, params, 1 - agent)
+    else:
+        co_action, co_state = co_player.act(key_co, co_state, obs[1 - agent])
     actions = jnp.zeros((env.num_agents,), jnp.int32)
     actions = actions.at[agent].set(action).at[1 - agent].set(co_action)
     ts = env.step(key_step, state, actions, params)
     return key, ts, co_state, co_action
+
+
+def named_co_player(env: MultiAgentEnv, name: str, **kwargs: Any) -> Any:
+    """A co-player from the catalogue the core env names in ``co_players``."""
+    catalogue = env.unwrapped.co_players
+    if catalogue is None:
+        raise ValueError(f"{env.name} has no catalogue of named co-players")
+    return importlib.import_module(catalogue).make(name, **kwargs)
 
 
 class SingleAgentEnv(gymnasium.Env):
@@ -75,7 +99,8 @@ class SingleAgentEnv(gymnasium.Env):
 
     Args:
       env_id: a registered core id (used when ``env`` is not given).
-      co_player: a strategy name or object (see the module docstring).
+      co_player: a name, strategy or scripted policy (see the module docstring);
+        ``None`` takes the game's ``default_co_player``.
       co_player_kwargs: keyword arguments for a named strategy.
       agent: which player the learner controls (0 or 1).
       env: a core env instance instead of ``env_id``; ``params`` its params.
@@ -83,12 +108,12 @@ class SingleAgentEnv(gymnasium.Env):
       **static_kwargs: passed to ``dilemmas.envs.make(env_id, ...)``.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 1}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 1}
 
     def __init__(
         self,
         env_id: str = "ipd-v0",
-        co_player: Any = "tft",
+        co_player: Any = None,
         *,
         co_player_kwargs: dict | None = None,
         agent: int = 0,
@@ -108,27 +133,31 @@ class SingleAgentEnv(gymnasium.Env):
             )
         if agent not in (0, 1):
             raise ValueError(f"agent must be 0 or 1, got {agent!r}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+        if render_mode is not None and render_mode not in env.render_modes:
             raise ValueError(
-                f"render_mode must be one of {self.metadata['render_modes']} or None, "
+                f"render_mode must be one of {list(env.render_modes)} or None, "
                 f"got {render_mode!r}"
             )
+        if co_player is None:
+            co_player = env.unwrapped.default_co_player
+            if co_player is None:
+                raise ValueError(f"{env.name} needs an explicit co_player")
         if isinstance(co_player, str):
-            from dilemmas.agents.strategies import make as make_strategy
-
-            co_player = make_strategy(co_player, **(co_player_kwargs or {}))
+            co_player = named_co_player(env, co_player, **(co_player_kwargs or {}))
         elif co_player_kwargs:
             raise ValueError("co_player_kwargs only apply to a named co_player")
-        if not (hasattr(co_player, "init") and hasattr(co_player, "act")):
+        if not callable(getattr(co_player, "act", None)):
             raise ValueError(
-                "co_player must be a strategy name or an object with init() and "
-                f"act(key, state, obs); got {co_player!r}"
+                "co_player must be a name, a strategy with init() and "
+                "act(key, state, obs), or a scripted policy with "
+                f"act(key, env_state, params, agent); got {co_player!r}"
             )
         self.core = env
         self.params = default_params if params is None else params
         self.co_player = co_player
         self.agent = agent
         self.render_mode = render_mode
+        self.metadata = {**self.metadata, "render_modes": list(env.render_modes)}
         self.observation_space = env.observation_space()
         self.action_space = env.action_space()
         self._key = None
@@ -198,12 +227,14 @@ class SingleAgentEnv(gymnasium.Env):
             info,
         )
 
-    def render(self) -> str | None:
+    def render(self) -> str | np.ndarray | None:
         if self.render_mode is None:
             gymnasium.logger.warn("render() called without a render_mode")
             return None
         if self._state is None:
-            return "not reset yet"
+            raise ValueError("render() called before reset()")
+        if self.render_mode == "rgb_array":
+            return self.core.render_rgb(self._state, self.params)
         return self.core.render_ansi(self._state, self.params)
 
 
@@ -211,7 +242,7 @@ def register_all() -> None:
     """Register every two-player core id with Gymnasium (``dilemmas/CamelCase-vN``)."""
     for env_id in registered():
         gym_id = gymnasium_id(env_id)
-        if gym_id in gymnasium.registry:
+        if gym_id in gymnasium.registry or make_core(env_id)[0].num_agents != 2:
             continue
         gymnasium.register(
             gym_id,

@@ -91,6 +91,8 @@ class MatrixGame(MultiAgentEnv[MatrixGameState, MatrixGameParams]):
 
     num_agents = 2
     num_actions = 2
+    co_players = "dilemmas.agents.strategies"
+    default_co_player = "tft"
 
     def __init__(
         self,
