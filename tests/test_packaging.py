@@ -32,6 +32,7 @@ def test_wheel_installs_only_the_dilemmas_namespace(tmp_path):
         assert f"dilemmas/{package}/__init__.py" in names
     assert not any(name.startswith("dilemmas/__init__") for name in names)
     assert "dilemmas/envs/matrix_games.py" in names
+    assert "dilemmas/agents/scripted/__init__.py" in names
 
 
 def test_console_script_runs():

@@ -1,0 +1,1 @@
+"""Scripted reference policies for the grid games, one module per game."""
