@@ -1,5 +1,5 @@
 """Agents: fixed strategies, naive learners and learning-aware agents."""
 
-from dilemmas.agents import strategies
+from dilemmas.agents import networks, strategies
 
-__all__ = ["strategies"]
+__all__ = ["networks", "strategies"]
