@@ -395,6 +395,16 @@ def make(name: str, **kwargs: Any) -> Strategy:
     return MemoryOne(probs=memory_one(name, **kwargs))
 
 
+def co_player(name: str, env: Any = None, **kwargs: Any) -> Strategy:
+    """The catalogue hook of the Gymnasium face: ``make(name, **kwargs)``.
+
+    ``env`` is accepted for a uniform interface with the scripted grid-game
+    catalogues and ignored: matrix-game strategies read only their observation.
+    """
+    del env
+    return make(name, **kwargs)
+
+
 def _resolve(strategy: str | Strategy) -> Strategy:
     if isinstance(strategy, str):
         return make(strategy)

@@ -5,8 +5,11 @@ Importing this package registers every game in our registry
 ``gymnasium.register`` under the ``dilemmas/`` namespace.
 """
 
+from dilemmas.envs import (  # noqa: F401  (each game module registers its ids)
+    coin_game,
+    matrix_games,
+)
 from dilemmas.envs import gymnasium as _gymnasium_face  # noqa: E402
-from dilemmas.envs import matrix_games  # noqa: F401  (registers the matrix games)
 from dilemmas.envs import pettingzoo as _pettingzoo_face  # noqa: E402
 from dilemmas.envs.core import MultiAgentEnv, Timestep
 from dilemmas.envs.payoffs import PRESETS, payoff_table, pd_payoffs

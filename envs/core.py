@@ -61,7 +61,8 @@ class MultiAgentEnv(Generic[State, Params]):
     #: ``"rgb_array"``: :meth:`render_rgb`).
     render_modes: ClassVar[tuple[str, ...]] = ("ansi",)
     #: Module holding the catalogue of named co-players for this game (it provides
-    #: ``make(name, **kwargs)``), used by the Gymnasium face; imported lazily.
+    #: ``co_player(name, env, **kwargs)``), used by the Gymnasium face; imported
+    #: lazily.
     co_players: ClassVar[str | None] = None
     #: The co-player the Gymnasium face uses when none is given.
     default_co_player: ClassVar[str | None] = None

@@ -87,11 +87,14 @@ def _step(
 
 
 def named_co_player(env: MultiAgentEnv, name: str, **kwargs: Any) -> Any:
-    """A co-player from the catalogue the core env names in ``co_players``."""
+    """A co-player from the catalogue the core env names in ``co_players``.
+
+    A catalogue is a module with ``co_player(name, env, **kwargs)``.
+    """
     catalogue = env.unwrapped.co_players
     if catalogue is None:
         raise ValueError(f"{env.name} has no catalogue of named co-players")
-    return importlib.import_module(catalogue).make(name, **kwargs)
+    return importlib.import_module(catalogue).co_player(name, env, **kwargs)
 
 
 class SingleAgentEnv(gymnasium.Env):

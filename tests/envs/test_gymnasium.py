@@ -7,16 +7,34 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from gymnasium.utils.seeding import np_random
 
+from dilemmas.agents.scripted.coin_game import GreedyCoinTaker
 from dilemmas.agents.strategies import make as make_strategy
 from dilemmas.envs import make, registered
 from dilemmas.envs.gymnasium import SingleAgentEnv, gymnasium_id
 
+TWO_PLAYER = sorted(i for i in registered() if make(i)[0].num_agents == 2)
 
-@pytest.mark.parametrize("env_id", sorted(registered()))
+
+@pytest.mark.parametrize("env_id", TWO_PLAYER)
 def test_gymnasium_env_checker(env_id):
-    env = gymnasium.make(gymnasium_id(env_id), co_player="wsls", render_mode="ansi")
-    check_env(env.unwrapped)
-    env.close()
+    for render_mode in make(env_id)[0].render_modes:
+        env = gymnasium.make(gymnasium_id(env_id), render_mode=render_mode)
+        check_env(env.unwrapped)
+        env.close()
+
+
+def test_only_two_player_games_get_a_gymnasium_id():
+    for env_id in registered():
+        assert (gymnasium_id(env_id) in gymnasium.registry) == (env_id in TWO_PLAYER)
+
+
+def test_rgb_frames_where_the_core_draws_them():
+    env = gymnasium.make("dilemmas/CoinGame-v0", render_mode="rgb_array")
+    env.reset(seed=0)
+    frame = env.render()
+    assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
+    with pytest.raises(ValueError, match="render_mode"):
+        SingleAgentEnv("ipd-v0", render_mode="rgb_array")
 
 
 def test_ids_are_camel_case():
@@ -96,6 +114,30 @@ def test_same_seed_same_episode_and_new_seed_differs():
     actions = [0] * 40
     assert _play(env, actions, seed=3) == _play(env, actions, seed=3)
     assert _play(env, actions, seed=3) != _play(env, actions, seed=4)
+
+
+def test_face_matches_core_with_a_scripted_co_player():
+    seed, steps = 2, 20
+    env = SingleAgentEnv("coin_game-v0", co_player="greedy", agent=1, max_steps=steps)
+    actions = np.random.default_rng(3).integers(0, 4, size=steps)
+    env.reset(seed=seed)
+    face = [env.step(int(a)) for a in actions]
+
+    core, params = make("coin_game-v0", max_steps=steps)
+    greedy = GreedyCoinTaker(env=core)
+    key = jax.random.key(int(np_random(seed)[0].integers(0, 2**31 - 1)))
+    key, key_reset = jax.random.split(key)
+    obs, state = core.reset(key_reset, params)
+    for t, action in enumerate(actions):
+        key, key_co, key_step = jax.random.split(key, 3)
+        co_action = greedy.act(key_co, state, params, 0)
+        obs, state, reward, _, truncated, _ = core.step(
+            key_step, state, np.array([co_action, action], np.int32), params
+        )
+        np.testing.assert_array_equal(face[t][0], obs[1])
+        assert face[t][1] == float(reward[1])
+        assert face[t][4]["co_player_action"] == int(co_action)
+    assert face[-1][3]
 
 
 def test_strategy_object_as_co_player():

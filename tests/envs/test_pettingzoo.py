@@ -37,27 +37,36 @@ def test_aec_api(env_id):
 def test_registered_with_pettingzoo(env_id):
     par = pettingzoo.make("parallel", f"dilemmas/{env_id}", max_cycles=5)
     assert par.max_cycles == 5
-    assert par.possible_agents == ["player_0", "player_1"]
-    aec = pettingzoo.make("aec", f"dilemmas/{env_id}", payoffs="lola")
+    num_agents = make(env_id)[0].num_agents
+    assert par.possible_agents == [f"player_{i}" for i in range(num_agents)]
+    aec = pettingzoo.make("aec", f"dilemmas/{env_id}")
     aec.reset(seed=0)
     assert aec.agent_selection == "player_0"
 
 
-def test_seed_tests():
-    seed_test(lambda: aec_env("ipd-v0", max_steps=30), num_cycles=100)
-    parallel_seed_test(lambda: parallel_env("ipd-v0", max_steps=30), num_cycles=100)
+def test_pettingzoo_make_passes_game_kwargs():
+    aec = pettingzoo.make("aec", "dilemmas/ipd-v0", payoffs="lola")
+    assert float(aec.unwrapped.params.payoffs[1, 1, 0]) == -2.0
 
 
-def test_max_cycles():
+@pytest.mark.parametrize("env_id", IDS)
+def test_seed_tests(env_id):
+    seed_test(lambda: aec_env(env_id, max_steps=30), num_cycles=100)
+    parallel_seed_test(lambda: parallel_env(env_id, max_steps=30), num_cycles=100)
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_max_cycles(env_id):
     module = types.SimpleNamespace(
-        env=lambda max_cycles: aec_env("ipd-v0", max_cycles=max_cycles),
-        parallel_env=lambda max_cycles: parallel_env("ipd-v0", max_cycles=max_cycles),
+        env=lambda max_cycles: aec_env(env_id, max_cycles=max_cycles),
+        parallel_env=lambda max_cycles: parallel_env(env_id, max_cycles=max_cycles),
     )
     max_cycles_test(module)
 
 
-def test_render():
-    render_test(lambda render_mode=None: aec_env("ipd-v0", render_mode=render_mode))
+@pytest.mark.parametrize("env_id", IDS)
+def test_render(env_id):
+    render_test(lambda render_mode=None: aec_env(env_id, render_mode=render_mode))
 
 
 def _rollout(par, seed, actions):
@@ -77,23 +86,35 @@ def _same(a, b):
     )
 
 
-def test_multi_step_determinism():
+def _random_actions(env_id, steps, seed):
+    core = make(env_id)[0]
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, core.num_actions, size=(steps, core.num_agents))
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_multi_step_determinism(env_id):
     # pettingzoo.test.parallel_seed_test (<= 1.27.0) compares only one step.
-    rng = np.random.default_rng(0)
-    actions = rng.integers(0, 2, size=(40, 2)).tolist()
-    first = _rollout(parallel_env("ipd-v0", max_steps=40), 7, actions)
-    second = _rollout(parallel_env("ipd-v0", max_steps=40), 7, actions)
+    actions = _random_actions(env_id, 40, 0).tolist()
+    first = _rollout(parallel_env(env_id, max_steps=40), 7, actions)
+    second = _rollout(parallel_env(env_id, max_steps=40), 7, actions)
+    third = _rollout(parallel_env(env_id, max_steps=40), 8, actions)
     assert len(first) == 41
     assert _same(first, second)
-    assert first[-1][3] == {"player_0": True, "player_1": True}
+    assert make(env_id)[0].stochastic != _same(first, third)
+    assert set(first[-1][3].values()) == {True}
 
 
-def test_face_matches_core_trajectory():
-    core, params = make("ipd-v0", max_steps=25, include_reward=True)
-    rng = np.random.default_rng(1)
-    actions = rng.integers(0, 2, size=(25, 2)).astype(np.int32)
-    par = parallel_env("ipd-v0", max_steps=25, include_reward=True)
+@pytest.mark.parametrize(
+    ("env_id", "kwargs"),
+    [("ipd-v0", {"include_reward": True}), *[(i, {}) for i in IDS if i != "ipd-v0"]],
+)
+def test_face_matches_core_trajectory(env_id, kwargs):
+    core, params = make(env_id, max_steps=25, **kwargs)
+    actions = _random_actions(env_id, 25, 1).astype(np.int32)
+    par = parallel_env(env_id, max_steps=25, **kwargs)
     face = _rollout(par, 3, actions.tolist())
+    agents = par.possible_agents
 
     key = jax.random.key(3)
     key, key_reset = jax.random.split(key)
@@ -105,19 +126,21 @@ def test_face_matches_core_trajectory():
             key_step, state, joint, params
         )
         f_obs, f_reward, f_term, f_trunc, _ = face[t + 1]
-        for i, agent in enumerate(["player_0", "player_1"]):
+        for i, agent in enumerate(agents):
             np.testing.assert_array_equal(f_obs[agent], obs[i])
             assert f_reward[agent] == float(reward[i])
             assert f_term[agent] == bool(terminated)
             assert f_trunc[agent] == bool(truncated)
 
 
-def test_pickle_round_trip_continues_identically():
-    par = parallel_env("ipd-v0", max_steps=10)
+@pytest.mark.parametrize("env_id", IDS)
+def test_pickle_round_trip_continues_identically(env_id):
+    par = parallel_env(env_id, max_steps=10)
     par.reset(seed=5)
-    par.step({"player_0": 0, "player_1": 1})
+    first, second = _random_actions(env_id, 2, 2).tolist()
+    par.step(dict(zip(par.agents, first, strict=True)))
     clone = pickle.loads(pickle.dumps(par))
-    actions = {"player_0": 1, "player_1": 1}
+    actions = dict(zip(par.agents, second, strict=True))
     assert _same(par.step(actions), clone.step(actions))
     assert clone.action_space("player_0") is clone.action_space("player_0")
 

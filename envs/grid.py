@@ -1,0 +1,234 @@
+"""The grid-world engine shared by the grid games (Coin Game, CleanUp, Harvest, ...).
+
+Pure JAX with static shapes and no game rules: each game module holds only its own
+rules and calls these functions for movement, beams, observations and rendering.
+
+Conventions:
+
+* positions are ``int32[..., 2]`` as ``(row, col)``; row 0 is the top, and "up"
+  decreases the row;
+* orientations are int32 in ``{0 UP, 1 RIGHT, 2 DOWN, 3 LEFT}``, so turning right is
+  ``+1`` and turning left ``-1`` (mod 4);
+* grids are ``[H, W]`` and stacks of planes ``[C, H, W]``.
+
+Everything here is jit/vmap/scan-able except :func:`rgb_frame` and :func:`save_png`,
+which run on the host (numpy) for rendering.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+UP, RIGHT, DOWN, LEFT = 0, 1, 2, 3
+
+#: ``DIRECTIONS[o]`` is the ``(drow, dcol)`` of one step facing orientation ``o``.
+DIRECTIONS: jax.Array = jnp.array([[-1, 0], [0, 1], [1, 0], [0, -1]], jnp.int32)
+
+
+def move(
+    pos: jax.Array,
+    delta: jax.Array,
+    height: int,
+    width: int,
+    *,
+    walls: jax.Array | None = None,
+    torus: bool = False,
+) -> jax.Array:
+    """``pos + delta``, kept on the grid.
+
+    On a torus the result wraps around; otherwise it is clipped at the border. A
+    move into a wall cell (``walls: bool[H, W]``) leaves the agent where it was.
+    ``pos`` and ``delta`` (``int32[..., 2]``) broadcast against each other.
+
+    Returns:
+      ``int32[..., 2]``, the new positions.
+    """
+    pos = jnp.asarray(pos, jnp.int32)
+    delta = jnp.asarray(delta, jnp.int32)
+    size = jnp.array([height, width], jnp.int32)
+    target = pos + delta
+    target = jnp.mod(target, size) if torus else jnp.clip(target, 0, size - 1)
+    if walls is None:
+        return target
+    blocked = jnp.asarray(walls, bool)[target[..., 0], target[..., 1]]
+    return jnp.where(blocked[..., None], jnp.broadcast_to(pos, target.shape), target)
+
+
+def turn(orientation: jax.Array, direction: jax.Array) -> jax.Array:
+    """``(orientation + direction) % 4``: ``direction`` -1 turns left, +1 right."""
+    return jnp.mod(
+        jnp.asarray(orientation, jnp.int32) + jnp.asarray(direction, jnp.int32), 4
+    )
+
+
+def relative_delta(orientation: jax.Array, relative: jax.Array) -> jax.Array:
+    """The ``(drow, dcol)`` of one step ``relative`` to ``orientation``.
+
+    ``relative`` is 0 forward, 1 right, 2 backward, 3 left, so the result is
+    ``DIRECTIONS[(orientation + relative) % 4]`` (``int32[..., 2]``).
+    """
+    return DIRECTIONS[turn(orientation, relative)]
+
+
+def manhattan(a: jax.Array, b: jax.Array) -> jax.Array:
+    """The L1 distance between positions, over the last axis (int32)."""
+    diff = jnp.asarray(a, jnp.int32) - jnp.asarray(b, jnp.int32)
+    return jnp.sum(jnp.abs(diff), axis=-1)
+
+
+def chebyshev(a: jax.Array, b: jax.Array) -> jax.Array:
+    """The L-infinity distance between positions, over the last axis (int32)."""
+    diff = jnp.asarray(a, jnp.int32) - jnp.asarray(b, jnp.int32)
+    return jnp.max(jnp.abs(diff), axis=-1)
+
+
+def positions_one_hot(pos: jax.Array, height: int, width: int) -> jax.Array:
+    """``float32[N, H * W]``: the row-major flattened one-hot planes of ``N`` positions.
+
+    ``pos`` is ``int32[N, 2]``; row ``i`` of the result has a single 1 at
+    ``pos[i, 0] * width + pos[i, 1]``.
+    """
+    pos = jnp.asarray(pos, jnp.int32).reshape(-1, 2)
+    flat = pos[:, 0] * width + pos[:, 1]
+    return jax.nn.one_hot(flat, height * width, dtype=jnp.float32)
+
+
+def beam(
+    pos: jax.Array,
+    orientation: jax.Array,
+    length: jax.Array | int,
+    radius: jax.Array | int,
+    walls: jax.Array,
+) -> jax.Array:
+    """``bool[H, W]``: the cells hit by a beam from ``pos`` facing ``orientation``.
+
+    The beam has ``2 * radius + 1`` parallel lanes (the agent's own lane and
+    ``radius`` on each side). Each lane starts one cell in front of the agent and
+    runs ``length`` cells forward; it stops at (and does not include) its first wall
+    cell, and at the grid border (beams never wrap). The firing agent's own cell is
+    never hit. ``length`` and ``radius`` may be traced (e.g. read from ``Params``).
+    """
+    walls = jnp.asarray(walls, bool)
+    height, width = walls.shape
+    pos = jnp.asarray(pos, jnp.int32)
+    orientation = jnp.asarray(orientation, jnp.int32)
+    rows = jnp.arange(height, dtype=jnp.int32)[:, None]
+    cols = jnp.arange(width, dtype=jnp.int32)[None, :]
+    dr, dc = rows - pos[0], cols - pos[1]
+    ahead, side = DIRECTIONS[orientation], DIRECTIONS[turn(orientation, 1)]
+    forward = dr * ahead[0] + dc * ahead[1]  # [H, W] cells ahead of the agent
+    lateral = dr * side[0] + dc * side[1]  # [H, W] cells to its right
+    in_reach = (forward >= 1) & (forward <= length) & (jnp.abs(lateral) <= radius)
+
+    # Walls between the agent (exclusive) and each cell (inclusive) along the lane,
+    # from exclusive prefix sums down columns (vertical lanes) and along rows.
+    w = walls.astype(jnp.int32)
+    down_col = jnp.concatenate([jnp.zeros((1, width), jnp.int32), jnp.cumsum(w, 0)])
+    along_row = jnp.concatenate(
+        [jnp.zeros((height, 1), jnp.int32), jnp.cumsum(w, 1)], axis=1
+    )
+    r0 = jnp.clip(pos[0], 0, height - 1)
+    c0 = jnp.clip(pos[1], 0, width - 1)
+    rr = jnp.broadcast_to(rows, (height, width))
+    cc = jnp.broadcast_to(cols, (height, width))
+    walls_up = down_col[r0][None, :] - down_col[rr, cc]
+    walls_down = down_col[rr + 1, cc] - down_col[r0 + 1][None, :]
+    walls_right = along_row[rr, cc + 1] - along_row[:, c0 + 1][:, None]
+    walls_left = along_row[:, c0][:, None] - along_row[rr, cc]
+    crossed = jnp.stack([walls_up, walls_right, walls_down, walls_left])[orientation]
+    return in_reach & (crossed == 0)
+
+
+def egocentric_view(
+    planes: jax.Array,
+    pos: jax.Array,
+    orientation: jax.Array,
+    *,
+    forward: int,
+    backward: int,
+    left: int,
+    right: int,
+    pad_value: float | int = 0,
+    torus: bool = False,
+) -> jax.Array:
+    """The window of ``planes`` (``[C, H, W]``) around ``pos``, as the agent sees it.
+
+    The result is ``[C, forward + backward + 1, left + right + 1]``, rotated so that
+    the agent faces up: row 0 is the farthest cell ahead and column 0 the farthest to
+    the agent's left; the agent sits at ``(forward, left)``. Cells outside the grid
+    take ``pad_value``, or wrap around when ``torus=True`` (an extension of the
+    shared API, used to recentre a torus on an agent). The window sizes are static.
+    """
+    planes = jnp.asarray(planes)
+    _, height, width = planes.shape
+    pos = jnp.asarray(pos, jnp.int32)
+    orientation = jnp.asarray(orientation, jnp.int32)
+    ahead = forward - jnp.arange(forward + backward + 1, dtype=jnp.int32)[:, None]
+    aside = jnp.arange(left + right + 1, dtype=jnp.int32)[None, :] - left
+    fwd, side = DIRECTIONS[orientation], DIRECTIONS[turn(orientation, 1)]
+    rows = pos[0] + ahead * fwd[0] + aside * side[0]
+    cols = pos[1] + ahead * fwd[1] + aside * side[1]
+    if torus:
+        return planes[:, jnp.mod(rows, height), jnp.mod(cols, width)]
+    inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+    window = planes[:, jnp.clip(rows, 0, height - 1), jnp.clip(cols, 0, width - 1)]
+    return jnp.where(inside[None], window, jnp.asarray(pad_value, planes.dtype))
+
+
+def sample_cell(key: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """A uniformly random ``True`` cell of ``mask`` (``bool[H, W]``).
+
+    Returns:
+      ``(pos, found)``: the cell as ``int32[2]`` and a ``bool[]`` saying whether any
+      cell was ``True``; if none was, ``pos`` is ``(0, 0)``.
+    """
+    mask = jnp.asarray(mask, bool)
+    width = mask.shape[1]
+    flat = mask.reshape(-1)
+    count = jnp.sum(flat, dtype=jnp.int32)
+    rank = jax.random.randint(key, (), 0, jnp.maximum(count, 1), jnp.int32)
+    # The cell whose running count of True cells first exceeds `rank`.
+    index = jnp.argmax(jnp.cumsum(flat, dtype=jnp.int32) > rank).astype(jnp.int32)
+    found = count > 0
+    index = jnp.where(found, index, 0)
+    return jnp.stack([index // width, index % width]), found
+
+
+def rgb_frame(
+    index_grid: np.ndarray | jax.Array,
+    palette: np.ndarray | jax.Array,
+    scale: int = 16,
+) -> np.ndarray:
+    """Host-side: ``uint8[H * scale, W * scale, 3]`` from a grid of palette indices.
+
+    ``palette`` is ``uint8[K, 3]``; each grid cell becomes a ``scale`` x ``scale``
+    block of colour ``palette[index_grid[row, col]]``.
+    """
+    if scale < 1:
+        raise ValueError(f"scale must be a positive int, got {scale}")
+    grid = np.asarray(index_grid)
+    colours = np.asarray(palette, np.uint8)
+    if grid.ndim != 2:
+        raise ValueError(f"index_grid must be 2-D [H, W], got shape {grid.shape}")
+    if colours.ndim != 2 or colours.shape[1] != 3:
+        raise ValueError(f"palette must be uint8[K, 3], got shape {colours.shape}")
+    image = colours[grid.astype(np.intp)]
+    return np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
+
+
+def save_png(frame: np.ndarray, path) -> None:
+    """Write an RGB ``uint8[H, W, 3]`` frame as a PNG file (needs matplotlib)."""
+    try:
+        from matplotlib import image as mpl_image
+    except ImportError as error:
+        raise ImportError(
+            "save_png needs matplotlib: pip install dilemmas[plot]"
+        ) from error
+    frame = np.asarray(frame)
+    if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
+        raise ValueError(
+            f"frame must be uint8[H, W, 3], got {frame.dtype}{list(frame.shape)}"
+        )
+    mpl_image.imsave(path, frame, format="png")
