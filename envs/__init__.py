@@ -6,6 +6,7 @@ Importing this package registers every game in our registry
 """
 
 from dilemmas.envs import (  # noqa: F401  (each game module registers its ids)
+    cleanup_lite,
     coin_game,
     matrix_games,
 )
