@@ -49,6 +49,57 @@ def _cmd_strategies(args: argparse.Namespace) -> int:
 
 
 def _cmd_play(args: argparse.Namespace) -> int:
+    from dilemmas.envs import make
+    from dilemmas.envs.matrix_games import MatrixGame
+
+    core, _ = make(args.env_id)
+    if isinstance(core, MatrixGame):
+        return _play_matrix_game(args)
+    return _play_core(args)
+
+
+def _play_core(args: argparse.Namespace) -> int:
+    """Any game: one compiled episode of named players from the game's catalogue."""
+    import jax
+    import numpy as np
+
+    from dilemmas.agents.rollout import named_player, play_episode
+    from dilemmas.envs import make
+
+    kwargs = {} if args.steps is None else {"max_steps": args.steps}
+    env, params = make(args.env_id, **kwargs)
+    default = env.default_co_player
+    first = args.player or default
+    others = args.co_player or default
+    names = [first] + [others] * (env.num_agents - 1)
+    players = [named_player(env, name) for name in names]
+    steps = int(params.max_steps)
+    episode = jax.device_get(
+        play_episode(jax.random.key(args.seed), players, params, env=env, steps=steps)
+    )
+    print(
+        f"{args.env_id}: {first} (player_0) vs {others} (the other "
+        f"{env.num_agents - 1}), {steps} steps, seed {args.seed}"
+    )
+    counts = {
+        name: np.asarray(values).sum(axis=0)
+        for name, values in episode.info.items()
+        if np.asarray(values).ndim == 2
+        and np.asarray(values).shape[1] == env.num_agents
+        and np.issubdtype(np.asarray(values).dtype, np.integer)
+    }
+    totals = episode.rewards.sum(axis=0)
+    for i in range(env.num_agents):
+        events = ", ".join(f"{name} {int(c[i])}" for name, c in counts.items())
+        print(
+            f"  player_{i} {names[i]:>16}: total {totals[i]:+8.2f}   "
+            f"per step {totals[i] / steps:+.3f}" + (f"   ({events})" if events else "")
+        )
+    print(f"  group total {totals.sum():+.2f}")
+    return 0
+
+
+def _play_matrix_game(args: argparse.Namespace) -> int:
     import numpy as np
 
     from dilemmas.agents.strategies import MemoryOne, NumpyPolicy
@@ -57,11 +108,11 @@ def _cmd_play(args: argparse.Namespace) -> int:
     from dilemmas.envs.matrix_games import ACTION_NAMES
     from dilemmas.envs.pettingzoo import parallel_env
 
-    kwargs = {"max_steps": args.steps}
+    kwargs = {"max_steps": 10 if args.steps is None else args.steps}
     if args.payoffs is not None:
         kwargs["payoffs"] = args.payoffs
     env = parallel_env(args.env_id, render_mode="ansi", **kwargs)
-    names = {"player_0": args.player, "player_1": args.co_player}
+    names = {"player_0": args.player or "tft", "player_1": args.co_player or "tft"}
     policies = {
         agent: NumpyPolicy(make_strategy(name), seed=args.seed + i)
         for i, (agent, name) in enumerate(names.items())
@@ -119,17 +170,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     play = commands.add_parser(
         "play",
-        help="play one episode of two fixed strategies through the PettingZoo face",
+        help="play one episode of fixed strategies or scripted policies",
     )
-    play.add_argument("env_id", help="a registered two-player id, e.g. ipd-v0")
+    play.add_argument("env_id", help="a registered id, e.g. ipd-v0 or coin_game-v0")
     play.add_argument(
-        "--player", default="tft", help="strategy of player_0 (default: tft)"
+        "--player",
+        default=None,
+        help="strategy or scripted policy of player_0 (default: the game's "
+        "default co-player: tft in matrix games)",
     )
     play.add_argument(
-        "--co-player", default="tft", help="strategy of player_1 (default: tft)"
+        "--co-player", default=None, help="of every other player (same default)"
     )
     play.add_argument(
-        "--steps", type=int, default=10, help="rounds in the episode (default: 10)"
+        "--steps",
+        type=int,
+        default=None,
+        help="episode length (default: 10 rounds in matrix games, the game's own "
+        "episode length otherwise)",
     )
     play.add_argument(
         "--payoffs", default=None, help="payoff preset, e.g. coala, lola, axelrod"
