@@ -6,8 +6,10 @@ Importing this package registers every game in our registry
 """
 
 from dilemmas.envs import (  # noqa: F401  (each game module registers its ids)
+    cleanup,
     cleanup_lite,
     coin_game,
+    harvest,
     matrix_games,
 )
 from dilemmas.envs import gymnasium as _gymnasium_face  # noqa: E402

@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from dilemmas.agents.scripted import make_policy
 from dilemmas.envs.cleanup_lite import (
     MOVE_DOWN,
     MOVE_LEFT,
@@ -166,16 +167,5 @@ POLICIES: dict[str, type] = {
 
 
 def co_player(name: str, env: CleanUpLite | None = None, **kwargs: object):
-    """The named scripted policy (the Gymnasium face's catalogue hook).
-
-    ``env`` is accepted for the common catalogue interface; the policies read the
-    map size from the state they are given.
-    """
-    del env
-    if name not in POLICIES:
-        raise ValueError(
-            f"unknown CleanUp-lite policy {name!r}; known: {list(POLICIES)}"
-        )
-    if kwargs:
-        raise ValueError(f"CleanUp-lite policies take no options, got {sorted(kwargs)}")
-    return POLICIES[name]()
+    """The named scripted policy (the Gymnasium face's catalogue hook)."""
+    return make_policy(POLICIES, "CleanUp-lite", name, env, kwargs)

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from dilemmas.agents.scripted import make_policy
 from dilemmas.envs.coin_game import MOVES, STAY, CoinGame, CoinGameParams, CoinGameState
 
 
@@ -137,8 +138,4 @@ POLICIES: dict[str, type] = {
 
 def co_player(name: str, env: CoinGame, **kwargs: object):
     """The named scripted policy for ``env`` (the Gymnasium face's catalogue hook)."""
-    if name not in POLICIES:
-        raise ValueError(f"unknown Coin Game policy {name!r}; known: {list(POLICIES)}")
-    if kwargs:
-        raise ValueError(f"Coin Game policies take no options, got {sorted(kwargs)}")
-    return POLICIES[name](env=env.unwrapped)
+    return make_policy(POLICIES, "Coin Game", name, env, kwargs)
