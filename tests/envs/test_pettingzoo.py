@@ -222,3 +222,24 @@ def test_step_before_reset_and_after_the_end():
 def test_bad_constructor_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         parallel_env("ipd-v0", **kwargs)
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_every_game_rejects_bad_actions_and_keeps_its_state(env_id):
+    par = parallel_env(env_id, max_steps=10)
+    par.reset(seed=1)
+    n = par.action_space("player_0").n
+    valid = dict.fromkeys(par.agents, 0)
+    before = jax.device_get(par._state)
+    for bad, message in [
+        ({**valid, "player_0": n}, f"action of 'player_0' is {n}, outside"),
+        ({**valid, "player_1": -1}, "action of 'player_1' is -1, outside"),
+        ({**valid, "player_1": 1.0}, "'player_1' must be an integer"),
+        ({k: v for k, v in valid.items() if k != "player_0"}, "missing actions"),
+        ({**valid, "ghost": 0}, "unknown agent 'ghost'"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            par.step(bad)
+        assert _same(jax.device_get(par._state), before)
+    par.step(valid)
+    assert not _same(jax.device_get(par._state), before)
