@@ -1,0 +1,264 @@
+"""Throughput of the grid games, and our Coin Game against JaxMARL's.
+
+1. Every grid game's JAX core: a jitted function vmaps over a batch of keys, resets,
+   and scans 128 steps with uniformly random actions (summing rewards and the final
+   observation so XLA keeps both alive), at batch sizes 1, 64, 1024 and 8192;
+   compile time is reported separately.
+2. Our two-coin Coin Game (``coin_game_two_coins-v0``: 3x3 torus, one red and one
+   blue coin at all times, 5 actions) against JaxMARL's ``coin_game`` with matching
+   settings: 128-step episodes (JaxMARL ``num_inner_steps=128, num_outer_steps=1``),
+   flat observations, and auto-reset on both sides (JaxMARL's ``step`` always
+   auto-resets, so ours runs under :class:`dilemmas.envs.AutoReset`). Both scan
+   128 steps per episode from a reset, random actions. Target: ours >= 2.0x JaxMARL
+   at every batch size >= 64.
+
+JaxMARL is not a dependency of ours: install it in the benchmark's own environment
+(``pip install -e . jaxmarl pygame``). Without it, part 2 is skipped. Timing helpers
+(alternating paired repeats, medians) are shared with ``bench_envs.py``.
+
+Run ``python benchmarks/bench_grid.py`` (``--quick`` for a smoke run,
+``--json PATH`` to keep every figure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_envs import _compile, machine, paired_rates, ratio_summary, summary  # noqa: E402
+
+import dilemmas.envs  # noqa: E402
+
+GRID_IDS = (
+    "coin_game-v0",
+    "coin_game_two_coins-v0",
+    "cleanup_lite-v0",
+    "cleanup-v0",
+    "harvest-v0",
+)
+STEPS = 128
+BATCHES = (1, 64, 1024, 8192)
+JAXMARL_TARGET = 2.0
+
+
+def ours_rollout(env, params, steps: int = STEPS) -> Callable:
+    """keys ``[B]`` -> (reward sums ``[B, A]``, final-observation sums ``[B]``)."""
+    num_agents, num_actions = env.num_agents, env.num_actions
+
+    def episode(key: jax.Array):
+        key, key_reset = jax.random.split(key)
+        obs, state = env.reset(key_reset, params)
+
+        def body(carry, _):
+            key, state, obs, total = carry
+            key, key_act, key_step = jax.random.split(key, 3)
+            actions = jax.random.randint(
+                key_act, (num_agents,), 0, num_actions, jnp.int32
+            )
+            ts = env.step(key_step, state, actions, params)
+            return (key, ts.state, ts.obs, total + ts.reward), None
+
+        init = (key, state, obs, jnp.zeros((num_agents,), jnp.float32))
+        (_, _, obs, total), _ = jax.lax.scan(body, init, length=steps)
+        return total, obs.sum()
+
+    return jax.vmap(episode)
+
+
+def jaxmarl_rollout(env, steps: int = STEPS) -> Callable:
+    """The same random-action episode through JaxMARL's dict API."""
+    agents = env.agents
+
+    def episode(key: jax.Array):
+        key, key_reset = jax.random.split(key)
+        obs, state = env.reset(key_reset)
+
+        def body(carry, _):
+            key, state, obs, total = carry
+            key, key_act, key_step = jax.random.split(key, 3)
+            raw = jax.random.randint(key_act, (len(agents),), 0, 5, jnp.int32)
+            actions = {agent: raw[i] for i, agent in enumerate(agents)}
+            obs, state, rewards, _, _ = env.step(key_step, state, actions)
+            reward = jnp.stack([rewards[agent] for agent in agents])
+            return (key, state, obs, total + reward), None
+
+        init = (key, state, obs, jnp.zeros((len(agents),), jnp.float32))
+        (_, _, obs, total), _ = jax.lax.scan(body, init, length=steps)
+        return total, sum(o.sum() for o in obs.values())
+
+    return jax.vmap(episode)
+
+
+def _timed_pair(
+    runs: dict[str, Callable], batch: int, repeats: int, min_seconds: float
+) -> dict[str, list[float]]:
+    return paired_rates(
+        {name: (lambda f=f: jax.block_until_ready(f())) for name, f in runs.items()},
+        dict.fromkeys(runs, batch * STEPS),
+        repeats,
+        min_seconds,
+    )
+
+
+def bench_games(batches, repeats: int, min_seconds: float) -> list[dict[str, Any]]:
+    rows = []
+    for env_id in GRID_IDS:
+        env, params = dilemmas.envs.make(env_id)
+        for batch in batches:
+            keys = jax.random.split(jax.random.key(batch), batch)
+            compiled, compile_s = _compile(ours_rollout(env, params), keys)
+            rates = _timed_pair(
+                {"ours": lambda c=compiled, k=keys: c(k)}, batch, repeats, min_seconds
+            )
+            row = {
+                "env_id": env_id,
+                "batch": batch,
+                "steps_per_s": summary(rates["ours"]),
+                "compile_s": compile_s,
+            }
+            rows.append(row)
+            print(
+                f"  {env_id:<24} batch {batch:>5}: "
+                f"{row['steps_per_s']['median']:.3g} steps/s "
+                f"(compile {compile_s:.2f} s)",
+                flush=True,
+            )
+    return rows
+
+
+def bench_jaxmarl(batches, repeats: int, min_seconds: float):
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            import jaxmarl
+    except ImportError:
+        print("  jaxmarl is not installed: skipping the JaxMARL comparison")
+        return None
+    theirs_env = jaxmarl.make(
+        "coin_game",
+        num_inner_steps=STEPS,
+        num_outer_steps=1,
+        cnn=False,
+        egocentric=False,
+    )
+    env, params = dilemmas.envs.make("coin_game_two_coins-v0")
+    params = params.replace(max_steps=jnp.asarray(STEPS, jnp.int32))
+    ours_env = dilemmas.envs.AutoReset(env)
+    rows = []
+    for batch in batches:
+        keys = jax.random.split(jax.random.key(batch), batch)
+        ours, ours_compile = _compile(ours_rollout(ours_env, params), keys)
+        theirs, theirs_compile = _compile(jaxmarl_rollout(theirs_env), keys)
+        rates = _timed_pair(
+            {
+                "ours": lambda c=ours, k=keys: c(k),
+                "jaxmarl": lambda c=theirs, k=keys: c(k),
+            },
+            batch,
+            repeats,
+            min_seconds,
+        )
+        row = {
+            "batch": batch,
+            "ours_steps_per_s": summary(rates["ours"]),
+            "jaxmarl_steps_per_s": summary(rates["jaxmarl"]),
+            "ours_compile_s": ours_compile,
+            "jaxmarl_compile_s": theirs_compile,
+            **ratio_summary(rates["ours"], rates["jaxmarl"]),
+        }
+        rows.append(row)
+        print(
+            f"  coin game batch {batch:>5}: ours "
+            f"{row['ours_steps_per_s']['median']:.3g}, jaxmarl "
+            f"{row['jaxmarl_steps_per_s']['median']:.3g} steps/s, ratio "
+            f"{row['ratio']:.2f}",
+            flush=True,
+        )
+    return rows
+
+
+def markdown(results: dict[str, Any]) -> str:
+    info = results["machine"]
+    lines = [
+        f"Machine: {info['cpu']}, {info['cores']} cores ({info['cores_usable']} "
+        f"usable); jax {info['jax']} ({info['jax_backend']}), jaxmarl "
+        f"{results['jaxmarl_version']}, Python {info['python']}; {info['date']}.",
+        "",
+        f"Grid games, random actions, {STEPS}-step scans (steps/s = joint env steps"
+        " per second):",
+        "",
+        "| env | "
+        + " | ".join(f"batch {b}" for b in results["batches"])
+        + " | compile (s) |",
+        "|---|" + "---:|" * (len(results["batches"]) + 1),
+    ]
+    for env_id in GRID_IDS:
+        rows = [r for r in results["games"] if r["env_id"] == env_id]
+        rates = " | ".join(f"{r['steps_per_s']['median']:.3g}" for r in rows)
+        compile_s = max(r["compile_s"] for r in rows)
+        lines.append(f"| `{env_id}` | {rates} | <= {compile_s:.2f} |")
+    if results["jaxmarl"]:
+        lines += [
+            "",
+            "Coin Game, ours (`coin_game_two_coins-v0` under `AutoReset`) vs JaxMARL "
+            "`coin_game` (matching settings):",
+            "",
+            "| batch | ours steps/s | JaxMARL steps/s | ours / JaxMARL | range |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        for r in results["jaxmarl"]:
+            lines.append(
+                f"| {r['batch']} | {r['ours_steps_per_s']['median']:.3g} | "
+                f"{r['jaxmarl_steps_per_s']['median']:.3g} | {r['ratio']:.2f} | "
+                f"{r['paired_min']:.2f}-{r['paired_max']:.2f} |"
+            )
+        worst = min(r["ratio"] for r in results["jaxmarl"] if r["batch"] >= 64)
+        met = "met" if worst >= JAXMARL_TARGET else "NOT met"
+        lines += [
+            "",
+            f"Target ours/JaxMARL >= {JAXMARL_TARGET} at batch >= 64: "
+            f"worst {worst:.2f} ({met}).",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--json", type=Path, default=None, help="write figures here")
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (3 if args.quick else 5)
+    min_seconds = 0.05 if args.quick else 0.3
+    batches = list(BATCHES[:3] if args.quick else BATCHES)
+    try:
+        jaxmarl_version = version("jaxmarl")
+    except PackageNotFoundError:
+        jaxmarl_version = "not installed"
+    results = {
+        "machine": machine(),
+        "jaxmarl_version": jaxmarl_version,
+        "batches": batches,
+        "games": bench_games(batches, repeats, min_seconds),
+        "jaxmarl": bench_jaxmarl(batches, repeats, min_seconds),
+    }
+    print()
+    print(markdown(results))
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()
