@@ -86,3 +86,30 @@ def test_play_with_axelrod_payoffs_and_verbose(capsys):
 def test_bad_arguments_give_a_clear_error(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_tournament_against_named_axelrod_strategies(capsys):
+    argv = [
+        "tournament",
+        "alld",
+        "tft",
+        "--opponents",
+        "Cooperator",
+        "Defector",
+        "--turns",
+        "10",
+        "--repetitions",
+        "1",
+    ]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "- seed: 0" in out
+    # COALA payoffs over 10 turns: AllD vs AllC earns T = 2 per turn, the sucker S;
+    # TFT vs AllD is suckered once: (S + 9 P) / 10 = -0.1, AllD gets (T + 9 P) / 10.
+    assert "| dilemmas alld | Cooperator | 2.0000 | -1.0000 |" in out
+    assert "| dilemmas tft | Defector | -0.1000 | 0.2000 |" in out
+
+
+def test_tournament_bad_opponent(capsys):
+    assert main(["tournament", "tft", "--opponents", "Nobody", "--turns", "5"]) == 2
+    assert "Nobody" in capsys.readouterr().err

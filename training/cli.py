@@ -154,6 +154,32 @@ def _play_matrix_game(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tournament(args: argparse.Namespace) -> int:
+    try:
+        from dilemmas.analysis.tournament import format_report, run_tournament
+    except ImportError as err:
+        raise ValueError(
+            f"tournaments need the Axelrod library ({err}); install it with "
+            "pip install 'dilemmas[axelrod]' (CPU torch first, see the README)"
+        ) from err
+    opponents = args.opponents
+    if opponents == ["all"]:
+        opponents = "all"
+    result = run_tournament(
+        args.strategies,
+        opponents=opponents or None,
+        payoffs=args.payoffs,
+        turns=args.turns,
+        repetitions=args.repetitions,
+        seed=args.seed,
+        processes=args.processes,
+        prob_end=args.prob_end,
+        round_robin=args.round_robin,
+    )
+    print(format_report(result), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dilemmas",
@@ -195,6 +221,39 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--seed", type=int, default=0)
     play.add_argument("-v", "--verbose", action="store_true", help="print every round")
     play.set_defaults(run=_cmd_play)
+
+    tournament = commands.add_parser(
+        "tournament",
+        help="play our strategies against the Axelrod library's strategies",
+    )
+    tournament.add_argument(
+        "strategies", nargs="+", help="our strategy names, e.g. tft wsls zd_extort"
+    )
+    tournament.add_argument(
+        "--opponents",
+        nargs="+",
+        default=None,
+        help="Axelrod strategy names, or 'all' (default: the fast set of "
+        "short-run strategies that do not inspect their opponent)",
+    )
+    tournament.add_argument("--payoffs", default="coala", help="payoff preset")
+    tournament.add_argument("--turns", type=int, default=200)
+    tournament.add_argument("--repetitions", type=int, default=10)
+    tournament.add_argument("--seed", type=int, default=0)
+    tournament.add_argument("--processes", type=int, default=1)
+    tournament.add_argument(
+        "--prob-end",
+        type=float,
+        default=None,
+        help="geometric match lengths with this end probability per turn",
+    )
+    tournament.add_argument(
+        "--round-robin",
+        action="store_true",
+        help="a full round robin among everyone (slow); by default our players "
+        "meet each opponent and are ranked among themselves",
+    )
+    tournament.set_defaults(run=_cmd_tournament)
     return parser
 
 
