@@ -11,13 +11,15 @@ beam shapes, views, sampling, frames) comes from :mod:`dilemmas.envs.grid`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
+import gymnasium.spaces
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from dilemmas.envs import grid
+from dilemmas.envs.core import MultiAgentEnv
 
 # Melting Pot's action order (``ACTION_SET`` of ``clean_up.py`` and
 # ``commons_harvest__open.py``); Harvest uses the first eight.
@@ -631,3 +633,64 @@ def joint_actions(
     return jnp.stack(
         [policy.act(keys[i], state, params, i) for i, policy in enumerate(policies)]
     ).astype(jnp.int32)
+
+
+class CommonsGame(MultiAgentEnv):
+    """What Cleanup and Harvest share beyond their rules: the observation set-up,
+    params validation scaffolding, spaces and RGB rendering.
+
+    Subclasses set ``GAME_NAME`` and ``DEFAULTS`` (the default params), and define
+    ``layout``, ``height``, ``width``, ``_max_steps`` and ``_index_grid(state)``.
+    """
+
+    stochastic: ClassVar[bool] = True
+    render_modes: ClassVar[tuple[str, ...]] = ("ansi", "rgb_array")
+    PALETTE: ClassVar[np.ndarray] = PALETTE
+    GAME_NAME: ClassVar[str]
+    DEFAULTS: ClassVar[dict[str, Any]]
+
+    def _init_observation(
+        self,
+        view: Any,
+        terrain_channels: tuple[str, ...],
+        flag_channels: tuple[str, ...],
+    ) -> None:
+        """Set ``view``, ``channel_names`` and ``obs_shape`` (``[C, h, w]``)."""
+        self.view = check_view(view)
+        self.channel_names = channel_names(
+            terrain_channels, flag_channels, self.view is not None
+        )
+        if self.view is None:
+            self.obs_shape = (len(self.channel_names), self.height, self.width)
+        else:
+            forward, backward, left, right = self.view
+            self.obs_shape = (
+                len(self.channel_names),
+                forward + backward + 1,
+                left + right + 1,
+            )
+
+    def static_config(self) -> tuple:
+        return (self.num_agents, self.layout, self.view)
+
+    @property
+    def default_params(self) -> Any:
+        return self.make_params()
+
+    def _param_values(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        """The defaults with ``overrides``, rejecting unknown names."""
+        unknown = set(overrides) - set(self.DEFAULTS)
+        if unknown:
+            raise ValueError(
+                f"unknown {self.GAME_NAME} params {sorted(unknown)}; "
+                f"known: {sorted(self.DEFAULTS)}"
+            )
+        return {**self.DEFAULTS, "max_steps": self._max_steps, **overrides}
+
+    def observation_space(self) -> gymnasium.spaces.Box:
+        return gymnasium.spaces.Box(0, 1, self.obs_shape, np.uint8)
+
+    def render_rgb(self, state: Any, params: Any, scale: int = 16) -> np.ndarray:
+        """Host-side ``uint8[H * scale, W * scale, 3]`` picture of ``state``."""
+        del params
+        return grid.rgb_frame(self._index_grid(state), self.PALETTE, scale)

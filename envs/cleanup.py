@@ -133,9 +133,8 @@ Version history: v0, initial release.
 from __future__ import annotations
 
 import functools
-from typing import Any, ClassVar
+from typing import Any
 
-import gymnasium.spaces
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -143,7 +142,7 @@ from flax import struct
 
 from dilemmas.envs import _commons as rules
 from dilemmas.envs import grid
-from dilemmas.envs.core import MultiAgentEnv, Timestep
+from dilemmas.envs.core import Timestep
 from dilemmas.envs.registry import register
 
 NOOP = rules.NOOP
@@ -275,7 +274,7 @@ def generate_layout(height: int, width: int, river_rows: int, orchard_rows: int)
     return "\n".join(rows)
 
 
-class Cleanup(MultiAgentEnv[CleanupState, CleanupParams]):
+class Cleanup(rules.CommonsGame):
     """Cleanup (Melting Pot ``clean_up`` rules) on a generated or given map.
 
     Args:
@@ -292,11 +291,10 @@ class Cleanup(MultiAgentEnv[CleanupState, CleanupParams]):
     """
 
     num_actions = 9
-    stochastic: ClassVar[bool] = True
-    render_modes: ClassVar[tuple[str, ...]] = ("ansi", "rgb_array")
     co_players = "dilemmas.agents.scripted.cleanup"
     default_co_player = "harvester"
-    PALETTE: ClassVar[np.ndarray] = rules.PALETTE
+    GAME_NAME = "Cleanup"
+    DEFAULTS = _DEFAULTS
 
     def __init__(
         self,
@@ -356,35 +354,11 @@ class Cleanup(MultiAgentEnv[CleanupState, CleanupParams]):
                 "river and orchard, or '.' in the layout)"
             )
         self.num_river_cells = int(self.river.sum())
-        self.view = rules.check_view(view)
-        self.channel_names = rules.channel_names(
-            TERRAIN_CHANNELS, FLAG_CHANNELS, self.view is not None
-        )
-        if self.view is None:
-            self.obs_shape = (len(self.channel_names), self.height, self.width)
-        else:
-            forward, backward, left, right = self.view
-            self.obs_shape = (
-                len(self.channel_names),
-                forward + backward + 1,
-                left + right + 1,
-            )
-
-    def static_config(self) -> tuple:
-        return (self.num_agents, self.layout, self.view)
-
-    @property
-    def default_params(self) -> CleanupParams:
-        return self.make_params()
+        self._init_observation(view, TERRAIN_CHANNELS, FLAG_CHANNELS)
 
     def make_params(self, **overrides: Any) -> CleanupParams:
         """Validated params: the defaults of the module docstring, with overrides."""
-        unknown = set(overrides) - set(_DEFAULTS)
-        if unknown:
-            raise ValueError(
-                f"unknown Cleanup params {sorted(unknown)}; known: {sorted(_DEFAULTS)}"
-            )
-        values = {**_DEFAULTS, "max_steps": self._max_steps, **overrides}
+        values = self._param_values(overrides)
         fields: dict[str, jax.Array] = {}
         for name in _PROBABILITIES:
             fields[name] = jnp.float32(rules.check_float(name, values[name], 0.0, 1.0))
@@ -567,9 +541,6 @@ class Cleanup(MultiAgentEnv[CleanupState, CleanupParams]):
             terrain, state.pos, state.orientation, state.removed == 0, flags, self.view
         )
 
-    def observation_space(self) -> gymnasium.spaces.Box:
-        return gymnasium.spaces.Box(0, 1, self.obs_shape, np.uint8)
-
     # ------------------------------------------------------------------ rendering
 
     def _index_grid(self, state: CleanupState) -> np.ndarray:
@@ -582,13 +553,6 @@ class Cleanup(MultiAgentEnv[CleanupState, CleanupParams]):
         return rules.avatar_overlay(
             index, np.asarray(state.pos), np.asarray(state.removed)
         )
-
-    def render_rgb(
-        self, state: CleanupState, params: CleanupParams, scale: int = 16
-    ) -> np.ndarray:
-        """Host-side ``uint8[H * scale, W * scale, 3]`` picture of ``state``."""
-        del params
-        return grid.rgb_frame(self._index_grid(state), self.PALETTE, scale)
 
     def render_ansi(self, state: CleanupState, params: CleanupParams) -> str:
         """Text picture: ``#`` wall, ``~`` clean river, ``%`` dirt, ``:`` empty

@@ -128,17 +128,15 @@ Version history: v0, initial release.
 from __future__ import annotations
 
 import functools
-from typing import Any, ClassVar
+from typing import Any
 
-import gymnasium.spaces
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
 from dilemmas.envs import _commons as rules
-from dilemmas.envs import grid
-from dilemmas.envs.core import MultiAgentEnv, Timestep
+from dilemmas.envs.core import Timestep
 from dilemmas.envs.registry import register
 
 NOOP = rules.NOOP
@@ -265,7 +263,7 @@ def generate_layout(
     return "\n".join("".join(row) for row in chars), centres
 
 
-class Harvest(MultiAgentEnv[HarvestState, HarvestParams]):
+class Harvest(rules.CommonsGame):
     """Commons Harvest (Melting Pot ``commons_harvest__open`` rules).
 
     Args:
@@ -282,11 +280,10 @@ class Harvest(MultiAgentEnv[HarvestState, HarvestParams]):
     """
 
     num_actions = 8
-    stochastic: ClassVar[bool] = True
-    render_modes: ClassVar[tuple[str, ...]] = ("ansi", "rgb_array")
     co_players = "dilemmas.agents.scripted.harvest"
     default_co_player = "greedy"
-    PALETTE: ClassVar[np.ndarray] = rules.PALETTE
+    GAME_NAME = "Harvest"
+    DEFAULTS = _DEFAULTS
 
     def __init__(
         self,
@@ -348,35 +345,11 @@ class Harvest(MultiAgentEnv[HarvestState, HarvestParams]):
                 f"but the map has only {int(self.spawn.sum())} cells that are "
                 "neither wall nor grass"
             )
-        self.view = rules.check_view(view)
-        self.channel_names = rules.channel_names(
-            TERRAIN_CHANNELS, FLAG_CHANNELS, self.view is not None
-        )
-        if self.view is None:
-            self.obs_shape = (len(self.channel_names), self.height, self.width)
-        else:
-            forward, backward, left, right = self.view
-            self.obs_shape = (
-                len(self.channel_names),
-                forward + backward + 1,
-                left + right + 1,
-            )
-
-    def static_config(self) -> tuple:
-        return (self.num_agents, self.layout, self.view)
-
-    @property
-    def default_params(self) -> HarvestParams:
-        return self.make_params()
+        self._init_observation(view, TERRAIN_CHANNELS, FLAG_CHANNELS)
 
     def make_params(self, **overrides: Any) -> HarvestParams:
         """Validated params: the defaults of the module docstring, with overrides."""
-        unknown = set(overrides) - set(_DEFAULTS)
-        if unknown:
-            raise ValueError(
-                f"unknown Harvest params {sorted(unknown)}; known: {sorted(_DEFAULTS)}"
-            )
-        values = {**_DEFAULTS, "max_steps": self._max_steps, **overrides}
+        values = self._param_values(overrides)
         fields: dict[str, jax.Array] = {}
         table = np.asarray(values["regrowth_probabilities"], np.float64)
         if table.ndim != 1 or table.size == 0:
@@ -532,9 +505,6 @@ class Harvest(MultiAgentEnv[HarvestState, HarvestParams]):
             terrain, state.pos, state.orientation, state.removed == 0, flags, self.view
         )
 
-    def observation_space(self) -> gymnasium.spaces.Box:
-        return gymnasium.spaces.Box(0, 1, self.obs_shape, np.uint8)
-
     # ------------------------------------------------------------------ rendering
 
     def _index_grid(self, state: HarvestState) -> np.ndarray:
@@ -545,13 +515,6 @@ class Harvest(MultiAgentEnv[HarvestState, HarvestParams]):
         return rules.avatar_overlay(
             index, np.asarray(state.pos), np.asarray(state.removed)
         )
-
-    def render_rgb(
-        self, state: HarvestState, params: HarvestParams, scale: int = 16
-    ) -> np.ndarray:
-        """Host-side ``uint8[H * scale, W * scale, 3]`` picture of ``state``."""
-        del params
-        return grid.rgb_frame(self._index_grid(state), self.PALETTE, scale)
 
     def render_ansi(self, state: HarvestState, params: HarvestParams) -> str:
         """Text picture: ``#`` wall, ``a`` apple, ``:`` grass without an apple,
