@@ -8,7 +8,10 @@ policy for an action, 0 = C, 1 = D. A *policy* is any object with
 ``__call__(obs) -> int`` and ``reset(seed=None)`` (see :class:`Policy`), such as
 :class:`dilemmas.agents.strategies.NumpyPolicy`; the player builds it with
 ``policy_factory(seed)``, so a trained agent plugs in through a factory that loads
-its parameters. :func:`from_strategy` wraps a strategy of our catalogue.
+its parameters. :func:`from_strategy` wraps a strategy of our catalogue,
+:func:`from_memory_one` any memory-one vector, and :func:`players_from_run` the
+agents of a trained run (one player per agent and seed, from the memory-one vectors
+of its ``evaluation.json``; for recurrent agents that is their memory-one probe).
 
 :func:`run_tournament` plays our players against Axelrod's strategies with
 ``axelrod.Tournament`` and returns a :class:`TournamentResult`: Axelrod's own
@@ -103,6 +106,7 @@ import operator
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
@@ -357,9 +361,7 @@ def from_strategy(
     """
     strategy = strategies.make(name, **kwargs)
     if isinstance(strategy, strategies.MemoryOne):
-        probs = np.asarray(strategy.probs, np.float64)
-        stochastic = bool(np.any((probs > 0) & (probs < 1)))
-        memory_depth: float = 0 if np.all(probs == probs[0]) else 1
+        stochastic, memory_depth = _memory_one_classifier(strategy.probs)
     else:
         stochastic = False
         memory_depth = _MACHINE_MEMORY_DEPTH.get(name, math.inf)
@@ -370,6 +372,133 @@ def from_strategy(
         memory_depth=memory_depth,
         seed=seed,
     )
+
+
+def _memory_one_classifier(probs: Any) -> tuple[bool, float]:
+    """``(stochastic, memory_depth)`` of a memory-one vector (first move first)."""
+    probs = np.asarray(probs, np.float64)
+    stochastic = bool(np.any((probs > 0) & (probs < 1)))
+    return stochastic, 0 if np.all(probs == probs[0]) else 1
+
+
+def _vector_policy(probs: tuple[float, ...], seed: int) -> strategies.NumpyPolicy:
+    return strategies.NumpyPolicy(
+        strategies.MemoryOne(probs=np.asarray(probs, np.float32)), seed
+    )
+
+
+def from_memory_one(
+    probs: Sequence[float], name: str, *, seed: int = 0
+) -> AxelrodPlayer:
+    """A memory-one vector as an Axelrod player.
+
+    The player cooperates with probability ``probs[state]`` in (first move; after
+    CC, CD, DC, DD), own move first, exactly as a catalogue memory-one strategy
+    (:class:`dilemmas.agents.strategies.MemoryOne` driven by
+    :class:`~dilemmas.agents.strategies.NumpyPolicy`); ``stochastic`` and
+    ``memory_depth`` are declared as in :func:`from_strategy`.
+
+    Args:
+      probs: five cooperation probabilities in ``[0, 1]``.
+      name: the player's name in Axelrod's tables.
+      seed: seed of the policy's key (matches reseed stochastic players).
+
+    Raises:
+      ValueError: not five probabilities in ``[0, 1]``.
+    """
+    try:
+        vector = np.asarray(probs, np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"probs must be 5 probabilities, got {probs!r}") from err
+    if vector.shape != (len(STATES),) or not np.all((vector >= 0) & (vector <= 1)):
+        raise ValueError(
+            "probs must be 5 probabilities in [0, 1] (first move; after CC, CD, DC, "
+            f"DD); got {vector.tolist()}"
+        )
+    stochastic, memory_depth = _memory_one_classifier(vector)
+    return AxelrodPlayer(
+        functools.partial(_vector_policy, tuple(float(x) for x in vector)),
+        name=name,
+        stochastic=stochastic,
+        memory_depth=memory_depth,
+        seed=seed,
+    )
+
+
+def players_from_run(run_dir: str | Path) -> list[AxelrodPlayer]:
+    """One Axelrod player per agent and seed of a trained run.
+
+    Reads the ``memory_one`` record of the run's ``evaluation.json`` (see
+    ``docs/run_directory.md``): per agent, one vector P(C | s0, CC, CD, DC, DD) per
+    seed, own move first. Each becomes a :func:`from_memory_one` player named
+    ``"<run name>:<agent>[seed <i>]"`` (``<run name>`` is the run directory's name,
+    ``i`` the seed's index in the run). A ``null`` entry (a state the agent never
+    visited in evaluation) is played as 0.5; a vector that has one is listed in the
+    warning this function emits.
+
+    For recurrent (in-context) agents the stored vector is their memory-one
+    *probe*, the cooperation frequencies measured in their play, not the network
+    itself: the player reproduces the probe, not the agent's longer memory.
+
+    The players do not carry the run's game: pass its payoffs (``evaluation.json``'s
+    ``game.payoffs``) to :func:`run_tournament` as ``payoffs=``.
+
+    Raises:
+      dilemmas.analysis.report.RunDirectoryError: not a readable run directory
+        (missing ``config.json``, unknown ``format_version``), no
+        ``evaluation.json`` (a run that has not finished), no ``memory_one`` record
+        or no vector in it, or a malformed vector.
+    """
+    from dilemmas.analysis.report import RunDirectoryError, read_evaluation
+
+    run_dir = Path(run_dir)
+    evaluation = read_evaluation(run_dir)
+    memory = evaluation.get("memory_one")
+    if not isinstance(memory, Mapping) or not memory:
+        raise RunDirectoryError(
+            f"{run_dir}/evaluation.json has no memory_one record (per agent, one "
+            "P(C | s0, CC, CD, DC, DD) vector per seed): this run's agents cannot be "
+            "played as memory-one players"
+        )
+    run_name = run_dir.resolve().name
+    players: list[AxelrodPlayer] = []
+    filled: list[str] = []
+    for agent, vectors in memory.items():
+        if not isinstance(vectors, list):
+            raise RunDirectoryError(
+                f"{run_dir}/evaluation.json: memory_one[{agent!r}] must be a list of "
+                f"5-vectors (one per seed); got {vectors!r}"
+            )
+        for seed, vector in enumerate(vectors):
+            name = f"{run_name}:{agent}[seed {seed}]"
+            if (
+                not isinstance(vector, list)
+                or len(vector) != len(STATES)
+                or not all(
+                    x is None or (isinstance(x, int | float) and 0 <= x <= 1)
+                    for x in vector
+                )
+            ):
+                raise RunDirectoryError(
+                    f"{run_dir}/evaluation.json: memory_one[{agent!r}][{seed}] must "
+                    "be 5 probabilities in [0, 1] or null (first move; after CC, CD, "
+                    f"DC, DD); got {vector!r}"
+                )
+            if any(x is None for x in vector):
+                filled.append(name)
+            probs = [0.5 if x is None else float(x) for x in vector]
+            players.append(from_memory_one(probs, name, seed=seed))
+    if not players:
+        raise RunDirectoryError(
+            f"{run_dir}/evaluation.json: memory_one holds no vector"
+        )
+    if filled:
+        warnings.warn(
+            "unvisited states (null in memory_one) are played as P(C) = 0.5 by: "
+            + ", ".join(filled),
+            stacklevel=2,
+        )
+    return players
 
 
 # --------------------------------------------------------------------------------------
