@@ -1,0 +1,1025 @@
+"""The batched co-player shaping loop on sampled games (COALA-PG §2-§4, App. A-B).
+
+One training iteration, compiled end to end (spec ``coala_pg.md`` §4):
+
+1. **Opponents.** For every meta agent ``i`` of the pool and every element of its
+   meta-batch, draw the opponent kind (naive with probability ``p_naive``) and the
+   opponent, uniformly with replacement and never oneself: one of the
+   ``naive_pool_size`` naive initialisations, or another meta agent.
+2. **Meta-episodes.** Each element plays ``M`` inner episodes of ``T`` steps on
+   ``B`` environments in lockstep: a ``lax.scan`` over inner episodes around a
+   ``lax.scan`` over steps, ``vmap``-ed over the meta-batch and the pool. The meta
+   agent's recurrent state runs across inner episodes (reset only at the start of
+   the meta-trajectory); a naive opponent's state resets every inner episode and,
+   at every inner-episode boundary, the opponent takes one A2C step
+   (:func:`naive_update`: Monte-Carlo returns, no bootstrapping) on the ``B``
+   episodes just played, with its own optimiser state. A meta opponent keeps its
+   long context and does not learn.
+3. **Advantages.** Against naive opponents the configured estimator (COALA-GAE,
+   M-FOS or batch-unaware GAE, :mod:`dilemmas.training.estimators`); against meta
+   opponents ordinary GAE, whose trajectories are independent. Value targets are
+   batch-unaware TD(λ) returns. Inner-episode ends are not terminal.
+4. **Update.** Every meta agent takes PPO epochs (or one A2C step) on all of its
+   meta-batch, from the parameters all agents had at the start of the iteration.
+
+``ShapingExperiment`` wraps this for the run driver (``dilemmas train``); for
+scripts, ``make_train(cfg)`` returns a jittable ``train(key)`` that runs every
+iteration in one ``lax.scan``.
+
+The meta-batch axis is sharded over ``jax.devices()`` when there is more than one
+device (``jax.sharding`` constraints on the per-element inputs; XLA partitions the
+rollouts and reduces the gradients), so the same code runs on one CPU, one GPU or
+a many-device host.
+
+Conventions: the meta agent is player 0 of every game (observations are
+first-person, so this costs nothing in symmetric games); rewards reported in
+metrics are per step on the game's original scale (``reward_scale`` only enters
+the learning signals); a metric of one opponent kind is NaN in an iteration that
+drew no opponent of that kind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import distrax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from dilemmas.agents.networks import GRUPolicy, HawkPolicy, MLPPolicy, TabularPolicy
+from dilemmas.envs import make as make_env
+from dilemmas.training import estimators, losses
+
+ESTIMATORS = ("coala", "mfos", "batch_unaware")
+NETWORKS = ("hawk", "gru", "mlp", "tabular")
+ALGORITHMS = ("ppo", "a2c")
+NAIVE_OPTIMISERS = ("adam", "sgd")
+
+_GAE = {
+    "coala": estimators.coala_gae,
+    "mfos": estimators.mfos_gae,
+    "batch_unaware": estimators.batch_unaware_gae,
+}
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int | np.integer) and not isinstance(x, bool)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float | np.integer | np.floating) and not isinstance(
+        x, bool
+    )
+
+
+@dataclass(frozen=True)
+class ShapingConfig:
+    """Every setting of a sampled shaping run, validated on construction.
+
+    Defaults are the paper's IPD settings (Tables 2-4 and 8; spec §7): pure
+    shaping, meta-batch 128, B = 16, M = 20, T = 10, Hawk width 32, PPO with
+    2 minibatches and 4 epochs, learning rate 3e-4, reward scale 0.05, and naive
+    A2C learners with Adam at 0.005, gamma 0.99 and centred advantages.
+
+    Attributes:
+      name: label for reports.
+      env_id: a registered two-player game; ``max_steps`` is set to
+        ``inner_episode_length``.
+      estimator: advantage rule against naive opponents: ``"coala"``,
+        ``"mfos"`` or ``"batch_unaware"``.
+      network: ``"hawk"`` (the paper), ``"gru"``, ``"mlp"`` or ``"tabular"``
+        (memory-one; matrix games only); meta agents and naive learners share it.
+      hidden: width of the network (Hawk embedding, LRU and MLP width; GRU hidden
+        size; MLP layer width).
+      iterations: meta updates.
+      meta_batch: meta-episodes per meta agent and iteration (B-bar).
+      batch: ``B``, inner episodes played in lockstep against one co-player.
+      num_inner_episodes: ``M``.
+      inner_episode_length: ``T``.
+      p_naive: probability that an opponent is a naive learner.
+      pool_size: number of meta (learning-aware) agents.
+      naive_pool_size: number of naive initialisations (static naive agents).
+      num_seeds: independent runs, vmapped.
+      seed: base seed.
+      algorithm: meta update, ``"ppo"`` or ``"a2c"`` (one step on all data).
+      ppo_epochs, ppo_minibatches: PPO passes and minibatches per pass; the
+        minibatches split whole sequences (``meta_batch * batch`` of them), never
+        time.
+      clip_eps: PPO ratio clip.
+      value_clip: clip the value loss with ``clip_eps`` (PPO only).
+      value_coef, entropy_coef: loss weights.
+      normalize_advantages: centre advantages, separately over vs-naive and
+        vs-meta samples (spec §3.4).
+      scale_coala: multiply vs-naive COALA advantages by ``B`` before the
+        mean-over-samples loss (spec §4 default).
+      reward_scale: reward multiplier for values and advantages.
+      gamma, lambda_td, lambda_gae: discount and lambdas of the meta agent.
+      lr, adam_eps, max_grad_norm: meta optimiser (Adam after global-norm
+        clipping).
+      naive_*: the naive learners' A2C: learning rate, optimiser, reward scale,
+        discount, value and entropy coefficients, advantage centring, gradient
+        clipping.
+      eval_meta_batch: meta-episodes per agent and opponent in the final
+        evaluation.
+    """
+
+    name: str = "custom"
+    env_id: str = "ipd-v0"
+    estimator: str = "coala"
+    network: str = "hawk"
+    hidden: int = 32
+    iterations: int = 3000
+    meta_batch: int = 128
+    batch: int = 16
+    num_inner_episodes: int = 20
+    inner_episode_length: int = 10
+    p_naive: float = 1.0
+    pool_size: int = 1
+    naive_pool_size: int = 10
+    num_seeds: int = 1
+    seed: int = 0
+    algorithm: str = "ppo"
+    ppo_epochs: int = 4
+    ppo_minibatches: int = 2
+    clip_eps: float = 0.2
+    value_clip: bool = True
+    value_coef: float = 0.5
+    entropy_coef: float = 0.0
+    normalize_advantages: bool = False
+    scale_coala: bool = True
+    reward_scale: float = 0.05
+    gamma: float = 1.0
+    lambda_td: float = 1.0
+    lambda_gae: float = 1.0
+    lr: float = 3e-4
+    adam_eps: float = 1e-5
+    max_grad_norm: float = 1.0
+    naive_lr: float = 0.005
+    naive_optimiser: str = "adam"
+    naive_reward_scale: float = 0.05
+    naive_gamma: float = 0.99
+    naive_value_coef: float = 0.5
+    naive_entropy_coef: float = 0.0
+    naive_normalize_advantages: bool = True
+    naive_max_grad_norm: float = 1.0
+    eval_meta_batch: int = 64
+
+    def __post_init__(self):
+        for field, allowed in (
+            ("estimator", ESTIMATORS),
+            ("network", NETWORKS),
+            ("algorithm", ALGORITHMS),
+            ("naive_optimiser", NAIVE_OPTIMISERS),
+        ):
+            value = getattr(self, field)
+            if value not in allowed:
+                raise ValueError(f"{field} must be one of {allowed}, got {value!r}")
+        for field, low in (
+            ("hidden", 1),
+            ("iterations", 1),
+            ("meta_batch", 1),
+            ("batch", 1),
+            ("num_inner_episodes", 1),
+            ("inner_episode_length", 1),
+            ("pool_size", 1),
+            ("naive_pool_size", 1),
+            ("num_seeds", 1),
+            ("seed", 0),
+            ("ppo_epochs", 1),
+            ("ppo_minibatches", 1),
+            ("eval_meta_batch", 1),
+        ):
+            value = getattr(self, field)
+            if not _is_int(value) or value < low:
+                raise ValueError(f"{field} must be an int >= {low}, got {value!r}")
+        for field in ("p_naive", "gamma", "lambda_td", "lambda_gae", "naive_gamma"):
+            value = getattr(self, field)
+            if not _is_number(value) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"{field} must be a number in [0, 1], got {value!r}")
+        for field in (
+            "lr",
+            "adam_eps",
+            "max_grad_norm",
+            "naive_lr",
+            "naive_max_grad_norm",
+            "clip_eps",
+            "reward_scale",
+            "naive_reward_scale",
+        ):
+            value = getattr(self, field)
+            if not _is_number(value) or not (value > 0.0 and math.isfinite(value)):
+                raise ValueError(f"{field} must be a finite number > 0, got {value!r}")
+        for field in (
+            "value_coef",
+            "entropy_coef",
+            "naive_value_coef",
+            "naive_entropy_coef",
+        ):
+            value = getattr(self, field)
+            if not _is_number(value) or not (value >= 0.0 and math.isfinite(value)):
+                raise ValueError(f"{field} must be a finite number >= 0, got {value!r}")
+        if self.p_naive < 1.0 and self.pool_size < 2:
+            raise ValueError(
+                f"p_naive = {self.p_naive} < 1 needs other meta agents to play, but "
+                "pool_size = 1 (an agent never plays itself); use pool_size >= 2"
+            )
+        sequences = self.meta_batch * self.batch
+        if self.algorithm == "ppo" and sequences % self.ppo_minibatches:
+            raise ValueError(
+                f"ppo_minibatches = {self.ppo_minibatches} must divide "
+                f"meta_batch * batch = {sequences}"
+            )
+        from dilemmas.envs import registered
+
+        if self.env_id not in registered():
+            raise ValueError(
+                f"unknown env_id {self.env_id!r}; registered: {registered()}"
+            )
+
+    def replace(self, **changes: Any) -> ShapingConfig:
+        """A copy with ``changes`` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def experiment(self) -> ShapingExperiment:
+        """The run-driver view of this config (``dilemmas train``)."""
+        return ShapingExperiment(self)
+
+    @property
+    def steps_per_iteration(self) -> int:
+        """Meta-agent environment steps per iteration, over the whole pool."""
+        return (
+            self.pool_size
+            * self.meta_batch
+            * self.batch
+            * self.num_inner_episodes
+            * self.inner_episode_length
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Networks and optimisers
+
+
+def make_network(cfg: ShapingConfig, num_actions: int) -> nn.Module:
+    """The policy-value network named by ``cfg.network``."""
+    if cfg.network == "hawk":
+        return HawkPolicy(
+            num_actions=num_actions,
+            embed_dim=cfg.hidden,
+            lru_width=cfg.hidden,
+            mlp_width=cfg.hidden,
+        )
+    if cfg.network == "gru":
+        return GRUPolicy(num_actions=num_actions, hidden_size=cfg.hidden)
+    if cfg.network == "mlp":
+        return MLPPolicy(num_actions=num_actions, hidden_sizes=(cfg.hidden, cfg.hidden))
+    return TabularPolicy(num_actions=num_actions)
+
+
+def make_meta_optimiser(cfg: ShapingConfig) -> optax.GradientTransformation:
+    return optax.chain(
+        optax.clip_by_global_norm(cfg.max_grad_norm),
+        optax.adam(cfg.lr, eps=cfg.adam_eps),
+    )
+
+
+def make_naive_optimiser(cfg: ShapingConfig) -> optax.GradientTransformation:
+    inner = (
+        optax.adam(cfg.naive_lr, eps=1e-5)
+        if cfg.naive_optimiser == "adam"
+        else optax.sgd(cfg.naive_lr)
+    )
+    return optax.chain(optax.clip_by_global_norm(cfg.naive_max_grad_norm), inner)
+
+
+# --------------------------------------------------------------------------------------
+# State and trajectories
+
+
+class ShapingState(NamedTuple):
+    """Training state of one seed (the experiment stacks seeds on a leading axis)."""
+
+    params: Any  # meta agents, leaves [N, ...]
+    opt_state: Any  # their optimiser states, leaves [N, ...]
+    naive_params: Any  # naive initialisations, leaves [K, ...]
+    key: jax.Array
+    iteration: jax.Array  # () int32
+
+
+class Transition(NamedTuple):
+    """One lockstep step of ``B`` games; every leaf has a leading ``[B]``."""
+
+    obs: jax.Array  # [B, 2, obs_dim] first-person observations before acting
+    actions: jax.Array  # [B, 2] int32
+    rewards: jax.Array  # [B, 2] float32, original scale
+    log_prob: jax.Array  # [B] meta agent's log pi(a|h)
+    value: jax.Array  # [B] meta agent's V(h)
+
+
+class MetaEpisode(NamedTuple):
+    """A meta-episode, ``[B, M*T, ...]`` per leaf (see :class:`Transition`)."""
+
+    obs: jax.Array
+    actions: jax.Array
+    rewards: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    naive_loss: jax.Array  # [M] the naive opponent's loss at each boundary
+
+
+def _discounted_returns(rewards: jax.Array, gamma: float) -> jax.Array:
+    """Monte-Carlo returns of time-major ``[T, ...]`` rewards (episode ends at T)."""
+
+    def step(acc, r_t):
+        acc = r_t + gamma * acc
+        return acc, acc
+
+    _, returns = jax.lax.scan(step, jnp.zeros_like(rewards[0]), rewards, reverse=True)
+    return returns
+
+
+def _first_step_resets(length: int, batch: int) -> jax.Array:
+    return jnp.zeros((length, batch), bool).at[0].set(True)
+
+
+# --------------------------------------------------------------------------------------
+# The algorithm
+
+
+class Shaping:
+    """The pure functions of one configuration (rollouts, updates, evaluation)."""
+
+    def __init__(self, cfg: ShapingConfig):
+        self.cfg = cfg
+        T = cfg.inner_episode_length
+        self.env, self.env_params = make_env(cfg.env_id, max_steps=T)
+        if self.env.num_agents != 2:
+            raise ValueError(
+                f"{cfg.env_id} has {self.env.num_agents} agents; the shaping loop "
+                "plays two-player games"
+            )
+        if cfg.network == "tabular" and not hasattr(self.env, "obs_dim"):
+            raise ValueError("network='tabular' needs a matrix game")
+        self.num_actions = int(self.env.action_space().n)
+        self.obs_shape = tuple(self.env.observation_space().shape)
+        self.net = make_network(cfg, self.num_actions)
+        self.meta_optimiser = make_meta_optimiser(cfg)
+        self.naive_optimiser = make_naive_optimiser(cfg)
+        self.mesh = _batch_mesh(cfg.meta_batch)
+
+    # ---- initialisation -------------------------------------------------------------
+
+    def init_network(self, key: jax.Array) -> Any:
+        obs = jnp.zeros(self.obs_shape, jnp.float32)
+        return self.net.init(key, self.net.initial_state(), obs, jnp.ones((), bool))
+
+    def init(self, key: jax.Array) -> ShapingState:
+        """Fresh meta agents, optimiser states and naive initialisations."""
+        cfg = self.cfg
+        key, k_meta, k_naive = jax.random.split(key, 3)
+        params = jax.vmap(self.init_network)(jax.random.split(k_meta, cfg.pool_size))
+        naive = jax.vmap(self.init_network)(
+            jax.random.split(k_naive, cfg.naive_pool_size)
+        )
+        return ShapingState(
+            params=params,
+            opt_state=jax.vmap(self.meta_optimiser.init)(params),
+            naive_params=naive,
+            key=key,
+            iteration=jnp.zeros((), jnp.int32),
+        )
+
+    # ---- the naive learner ----------------------------------------------------------
+
+    def naive_loss(
+        self, params: Any, obs: jax.Array, actions: jax.Array, rewards: jax.Array
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """A2C loss of a naive learner on ``B`` episodes, time-major ``[T, B, ...]``.
+
+        Monte-Carlo returns (no bootstrapping), the state reset at the first step.
+        """
+        cfg = self.cfg
+        T, B = actions.shape
+        returns = _discounted_returns(rewards * cfg.naive_reward_scale, cfg.naive_gamma)
+        _, out = self.net.apply(
+            params,
+            self.net.initial_state((B,)),
+            obs,
+            _first_step_resets(T, B),
+            method="unroll",
+        )
+        advantages = returns - out.value
+        if cfg.naive_normalize_advantages:
+            advantages = losses.normalize_advantages(advantages)
+        dist = distrax.Categorical(logits=out.logits)
+        return losses.a2c_loss(
+            dist.log_prob(actions),
+            advantages,
+            out.value,
+            returns,
+            dist.entropy(),
+            value_coef=cfg.naive_value_coef,
+            entropy_coef=cfg.naive_entropy_coef,
+        )
+
+    def naive_update(
+        self,
+        params: Any,
+        opt_state: Any,
+        obs: jax.Array,
+        actions: jax.Array,
+        rewards: jax.Array,
+    ) -> tuple[Any, Any, jax.Array]:
+        """One A2C step of a naive learner on the ``B`` inner episodes just played."""
+        grads, metrics = jax.grad(self.naive_loss, has_aux=True)(
+            params, obs, actions, rewards
+        )
+        updates, opt_state = self.naive_optimiser.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, metrics["total_loss"]
+
+    # ---- rollouts -------------------------------------------------------------------
+
+    def meta_episode(
+        self,
+        ego_params: Any,
+        opp_params: Any,
+        opp_is_naive: jax.Array,
+        key: jax.Array,
+    ) -> MetaEpisode:
+        """``M`` inner episodes on ``B`` games: the meta agent against one opponent.
+
+        A naive opponent resets its state every inner episode and learns at every
+        boundary; a meta opponent keeps its context and does not learn.
+        """
+        cfg = self.cfg
+        B, T, M = cfg.batch, cfg.inner_episode_length, cfg.num_inner_episodes
+        net, env, env_params = self.net, self.env, self.env_params
+
+        def inner_episode(carry, m):
+            opp, opp_opt, ego_h, opp_h, key = carry
+            key, k_reset, k_steps = jax.random.split(key, 3)
+            obs, env_state = jax.vmap(env.reset, (0, None))(
+                jax.random.split(k_reset, B), env_params
+            )
+
+            def step(carry, inputs):
+                env_state, obs, ego_h, opp_h = carry
+                t, key = inputs
+                k_ego, k_opp, k_env = jax.random.split(key, 3)
+                first = t == 0
+                ego_reset = jnp.full((B,), first & (m == 0))
+                opp_reset = jnp.full((B,), first & (opp_is_naive | (m == 0)))
+                ego_h, ego_out = net.apply(ego_params, ego_h, obs[:, 0], ego_reset)
+                opp_h, opp_out = net.apply(opp, opp_h, obs[:, 1], opp_reset)
+                ego_dist = distrax.Categorical(logits=ego_out.logits)
+                a_ego = ego_dist.sample(seed=k_ego)
+                a_opp = distrax.Categorical(logits=opp_out.logits).sample(seed=k_opp)
+                actions = jnp.stack([a_ego, a_opp], axis=-1).astype(jnp.int32)
+                ts = jax.vmap(env.step, (0, 0, 0, None))(
+                    jax.random.split(k_env, B), env_state, actions, env_params
+                )
+                transition = Transition(
+                    obs=obs,
+                    actions=actions,
+                    rewards=ts.reward.astype(jnp.float32),
+                    log_prob=ego_dist.log_prob(a_ego),
+                    value=ego_out.value,
+                )
+                return (ts.state, ts.obs, ego_h, opp_h), transition
+
+            (_, _, ego_h, opp_h), traj = jax.lax.scan(
+                step,
+                (env_state, obs, ego_h, opp_h),
+                (jnp.arange(T), jax.random.split(k_steps, T)),
+            )  # traj leaves [T, B, ...]
+            new_opp, new_opt, naive_loss = self.naive_update(
+                opp,
+                opp_opt,
+                traj.obs[:, :, 1],
+                traj.actions[..., 1],
+                traj.rewards[..., 1],
+            )
+            opp = _select(opp_is_naive, new_opp, opp)
+            opp_opt = _select(opp_is_naive, new_opt, opp_opt)
+            return (opp, opp_opt, ego_h, opp_h, key), (traj, naive_loss)
+
+        carry = (
+            opp_params,
+            self.naive_optimiser.init(opp_params),
+            net.initial_state((B,)),
+            net.initial_state((B,)),
+            key,
+        )
+        _, (traj, naive_loss) = jax.lax.scan(inner_episode, carry, jnp.arange(M))
+
+        def batch_major(x):  # [M, T, B, ...] -> [B, M*T, ...]
+            x = jnp.moveaxis(x, 2, 0)
+            return x.reshape(B, M * T, *x.shape[3:])
+
+        return MetaEpisode(*jax.tree.map(batch_major, tuple(traj)), naive_loss)
+
+    def play(
+        self,
+        params: Any,
+        naive_params: Any,
+        opp_is_naive: jax.Array,
+        opp_index: jax.Array,
+        keys: jax.Array,
+    ) -> MetaEpisode:
+        """Meta-episodes of every meta agent against its drawn opponents.
+
+        Args:
+          params: meta agents, leaves ``[N, ...]``.
+          naive_params: naive initialisations, leaves ``[K, ...]``.
+          opp_is_naive: ``[N, E]`` bool.
+          opp_index: ``[N, E]`` int32, into the naive pool or the meta pool.
+          keys: ``[N, E]`` keys.
+
+        Returns:
+          :class:`MetaEpisode` with leaves ``[N, E, B, M*T, ...]``.
+        """
+        opp_is_naive, opp_index, keys = (
+            self._shard(x) for x in (opp_is_naive, opp_index, keys)
+        )
+
+        def opponent(is_naive, index):
+            naive = jax.tree.map(lambda x: x[index], naive_params)
+            meta = jax.tree.map(lambda x: x[index], params)
+            return _select(is_naive, naive, meta)
+
+        opponents = jax.vmap(jax.vmap(opponent))(opp_is_naive, opp_index)
+        per_agent = jax.vmap(self.meta_episode, in_axes=(None, 0, 0, 0))
+        return jax.vmap(per_agent)(params, opponents, opp_is_naive, keys)
+
+    def draw_opponents(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """``[N, E]`` opponent kinds and indices: naive w.p. ``p_naive``, uniform
+        with replacement, never oneself."""
+        cfg = self.cfg
+        N, E = cfg.pool_size, cfg.meta_batch
+        k_kind, k_naive, k_meta = jax.random.split(key, 3)
+        is_naive = jax.random.uniform(k_kind, (N, E)) < cfg.p_naive
+        naive_index = jax.random.randint(k_naive, (N, E), 0, cfg.naive_pool_size)
+        offset = jax.random.randint(k_meta, (N, E), 1, max(N, 2))
+        meta_index = (jnp.arange(N)[:, None] + offset) % N
+        index = jnp.where(is_naive, naive_index, meta_index).astype(jnp.int32)
+        return is_naive, index
+
+    # ---- the meta update ------------------------------------------------------------
+
+    def advantages(
+        self, episode: MetaEpisode, is_naive: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
+        """Advantages and value targets ``[B, L]`` of one meta-episode."""
+        cfg = self.cfg
+        rewards = episode.rewards[..., 0] * cfg.reward_scale
+        kwargs = {
+            "discount": cfg.gamma,
+            "inner_episode_length": cfg.inner_episode_length,
+        }
+        targets = estimators.td_lambda_targets(
+            rewards, episode.value, lambda_=cfg.lambda_td, **kwargs
+        )
+        vs_naive = _GAE[cfg.estimator](
+            rewards, episode.value, lambda_=cfg.lambda_gae, **kwargs
+        )
+        if cfg.estimator == "coala" and cfg.scale_coala:
+            vs_naive = estimators.scale_coala_advantages(vs_naive)
+        vs_meta = estimators.batch_unaware_gae(
+            rewards, episode.value, lambda_=cfg.lambda_gae, **kwargs
+        )
+        return jnp.where(is_naive, vs_naive, vs_meta), targets
+
+    def meta_loss(
+        self,
+        params: Any,
+        obs: jax.Array,
+        actions: jax.Array,
+        old_log_prob: jax.Array,
+        old_value: jax.Array,
+        advantages: jax.Array,
+        targets: jax.Array,
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """PPO or A2C loss on ``[S, L, ...]`` whole meta-trajectories."""
+        cfg = self.cfg
+        S, L = actions.shape
+        _, out = self.net.apply(
+            params,
+            self.net.initial_state((S,)),
+            jnp.swapaxes(obs, 0, 1),
+            _first_step_resets(L, S),
+            method="unroll",
+        )
+        logits = jnp.swapaxes(out.logits, 0, 1)
+        values = jnp.swapaxes(out.value, 0, 1)
+        dist = distrax.Categorical(logits=logits)
+        log_prob, entropy = dist.log_prob(actions), dist.entropy()
+        if cfg.algorithm == "a2c":
+            return losses.a2c_loss(
+                log_prob,
+                advantages,
+                values,
+                targets,
+                entropy,
+                value_coef=cfg.value_coef,
+                entropy_coef=cfg.entropy_coef,
+            )
+        return losses.ppo_loss(
+            log_prob,
+            old_log_prob,
+            advantages,
+            values,
+            targets,
+            entropy,
+            clip_eps=cfg.clip_eps,
+            value_coef=cfg.value_coef,
+            entropy_coef=cfg.entropy_coef,
+            old_values=old_value if cfg.value_clip else None,
+            value_clip_eps=cfg.clip_eps if cfg.value_clip else None,
+        )
+
+    def agent_update(
+        self,
+        params: Any,
+        opt_state: Any,
+        episodes: MetaEpisode,
+        is_naive: jax.Array,
+        key: jax.Array,
+    ) -> tuple[Any, Any, dict[str, jax.Array]]:
+        """One meta agent's update from its meta-batch (leaves ``[E, B, L, ...]``)."""
+        cfg = self.cfg
+        advantages, targets = jax.vmap(self.advantages)(episodes, is_naive)
+        if cfg.normalize_advantages:
+            advantages = _centre_by_kind(advantages, is_naive)
+        E, B, L = advantages.shape
+
+        def sequences(x):  # [E, B, L, ...] -> [E*B, L, ...]
+            return x.reshape(E * B, *x.shape[2:])
+
+        data = (
+            sequences(episodes.obs[:, :, :, 0]),
+            sequences(episodes.actions[..., 0]),
+            sequences(episodes.log_prob),
+            sequences(episodes.value),
+            sequences(advantages),
+            sequences(targets),
+        )
+
+        def gradient_step(carry, batch):
+            params, opt_state = carry
+            (_, metrics), grads = jax.value_and_grad(self.meta_loss, has_aux=True)(
+                params, *batch
+            )
+            metrics["grad_norm"] = optax.global_norm(grads)
+            updates, opt_state = self.meta_optimiser.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), metrics
+
+        if cfg.algorithm == "a2c":
+            (params, opt_state), metrics = gradient_step((params, opt_state), data)
+            return params, opt_state, metrics
+
+        num_mb = cfg.ppo_minibatches
+
+        def epoch(carry, key):
+            order = jax.random.permutation(key, E * B)
+            batches = jax.tree.map(
+                lambda x: x[order].reshape(num_mb, -1, *x.shape[1:]), data
+            )
+            return jax.lax.scan(gradient_step, carry, batches)
+
+        (params, opt_state), metrics = jax.lax.scan(
+            epoch, (params, opt_state), jax.random.split(key, cfg.ppo_epochs)
+        )
+        return params, opt_state, jax.tree.map(jnp.mean, metrics)
+
+    def update(self, state: ShapingState) -> tuple[ShapingState, dict[str, jax.Array]]:
+        """One training iteration of one seed; metrics are ``[N]`` per agent."""
+        cfg = self.cfg
+        N, E = cfg.pool_size, cfg.meta_batch
+        key, k_opp, k_play, k_update = jax.random.split(state.key, 4)
+        is_naive, index = self.draw_opponents(k_opp)
+        keys = jax.random.split(k_play, N * E).reshape(N, E)
+        episodes = self.play(state.params, state.naive_params, is_naive, index, keys)
+        params, opt_state, loss_metrics = jax.vmap(self.agent_update)(
+            state.params,
+            state.opt_state,
+            episodes,
+            is_naive,
+            jax.random.split(k_update, N),
+        )
+        metrics = dict(loss_metrics)
+        metrics.update(self.play_metrics(episodes, is_naive))
+        metrics["naive_loss"] = _masked_mean(
+            jnp.mean(episodes.naive_loss, axis=-1), is_naive
+        )
+        new_state = ShapingState(
+            params=params,
+            opt_state=opt_state,
+            naive_params=state.naive_params,
+            key=key,
+            iteration=state.iteration + 1,
+        )
+        return new_state, metrics
+
+    def play_metrics(
+        self, episodes: MetaEpisode, is_naive: jax.Array
+    ) -> dict[str, jax.Array]:
+        """Per-agent ``[N]`` reward and cooperation against each opponent kind."""
+        cfg = self.cfg
+        reward = jnp.mean(episodes.rewards, axis=(2, 3))  # [N, E, 2]
+        cooperation = jnp.mean(episodes.actions == 0, axis=(2, 3))  # [N, E, 2]
+        M, T = cfg.num_inner_episodes, cfg.inner_episode_length
+        last = episodes.rewards[:, :, :, (M - 1) * T :]
+        last_reward = jnp.mean(last, axis=(2, 3))  # [N, E, 2]
+        metrics = {}
+        if cfg.p_naive > 0.0:
+            metrics.update(
+                reward_vs_naive=_masked_mean(reward[..., 0], is_naive),
+                naive_reward=_masked_mean(reward[..., 1], is_naive),
+                cooperation_vs_naive=_masked_mean(cooperation[..., 0], is_naive),
+                naive_cooperation=_masked_mean(cooperation[..., 1], is_naive),
+                last_episode_reward_vs_naive=_masked_mean(
+                    last_reward[..., 0], is_naive
+                ),
+                last_episode_naive_reward=_masked_mean(last_reward[..., 1], is_naive),
+            )
+        if cfg.p_naive < 1.0:
+            metrics.update(
+                reward_vs_meta=_masked_mean(reward[..., 0], ~is_naive),
+                cooperation_vs_meta=_masked_mean(cooperation[..., 0], ~is_naive),
+            )
+        return metrics
+
+    # ---- sharding -------------------------------------------------------------------
+
+    def _shard(self, x: jax.Array) -> jax.Array:
+        """Constrain ``[N, E, ...]`` to be split along the meta-batch axis ``E``."""
+        if self.mesh is None:
+            return x
+        spec = jax.sharding.PartitionSpec(None, "batch")
+        return jax.lax.with_sharding_constraint(
+            x, jax.sharding.NamedSharding(self.mesh, spec)
+        )
+
+
+def _batch_mesh(meta_batch: int) -> jax.sharding.Mesh | None:
+    """A 1-D mesh over every device if there are several and they divide the batch."""
+    devices = jax.devices()
+    if len(devices) < 2:
+        return None
+    if meta_batch % len(devices):
+        raise ValueError(
+            f"meta_batch = {meta_batch} must be a multiple of the {len(devices)} "
+            "devices to shard it; change meta_batch or limit the visible devices"
+        )
+    return jax.sharding.Mesh(np.asarray(devices), ("batch",))
+
+
+def _select(pred: jax.Array, on_true: Any, on_false: Any) -> Any:
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+def _masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
+    """Mean of ``x`` ``[N, E]`` over ``E`` where ``mask``; NaN where none is."""
+    count = jnp.sum(mask, axis=-1)
+    total = jnp.sum(jnp.where(mask, x, 0.0), axis=-1)
+    return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)
+
+
+def _centre_by_kind(advantages: jax.Array, is_naive: jax.Array) -> jax.Array:
+    """Subtract the mean advantage of each opponent kind (``[E, B, L]``, ``[E]``)."""
+    mask = jnp.broadcast_to(is_naive[:, None, None], advantages.shape)
+
+    def mean_where(m):
+        return jnp.sum(jnp.where(m, advantages, 0.0)) / jnp.maximum(jnp.sum(m), 1)
+
+    return advantages - jnp.where(mask, mean_where(mask), mean_where(~mask))
+
+
+# --------------------------------------------------------------------------------------
+# Training entry points
+
+
+def make_train(cfg: ShapingConfig) -> Callable[[jax.Array], tuple[ShapingState, Any]]:
+    """``train(key) -> (final state, metrics)`` for one seed, pure and jittable.
+
+    Metrics are stacked over iterations (``[iterations, N]`` each). Seeds:
+    ``jax.jit(jax.vmap(make_train(cfg)))(jax.random.split(key, n))``.
+    """
+    algo = Shaping(cfg)
+
+    def train(key: jax.Array) -> tuple[ShapingState, Any]:
+        state = algo.init(key)
+        return jax.lax.scan(lambda s, _: algo.update(s), state, length=cfg.iterations)
+
+    return train
+
+
+class ShapingExperiment:
+    """:class:`~dilemmas.training.experiment.Experiment` for ``dilemmas train``."""
+
+    kind = "shaping"
+
+    def __init__(self, config: ShapingConfig):
+        self.config = config
+        self.algo = Shaping(config)
+        self.iterations = config.iterations
+        self.loss_metrics = ("total_loss", "policy_loss", "value_loss", "naive_loss")
+        progress = []
+        if config.p_naive > 0.0:
+            progress += ["reward_vs_naive", "naive_reward"]
+        if config.p_naive < 1.0:
+            progress.append("reward_vs_meta")
+        self.progress_metrics = tuple(progress)
+
+    def init(self, key: jax.Array) -> ShapingState:
+        keys = jax.random.split(key, self.config.num_seeds)
+        return jax.vmap(self.algo.init)(keys)
+
+    def update(self, state: ShapingState) -> tuple[ShapingState, dict[str, jax.Array]]:
+        return jax.vmap(self.algo.update)(state)
+
+    def params(self, state: ShapingState) -> Any:
+        return state.params
+
+    def summary(self, state: ShapingState, metrics: Mapping[str, Any]) -> dict:
+        del state
+        return {
+            name: np.asarray(metrics[name], np.float64).mean(axis=-1).tolist()
+            for name in (
+                "reward_vs_naive",
+                "naive_reward",
+                "last_episode_reward_vs_naive",
+                "last_episode_naive_reward",
+                "cooperation_vs_naive",
+                "naive_cooperation",
+                "reward_vs_meta",
+                "cooperation_vs_meta",
+            )
+            if name in metrics
+        }
+
+    def evaluate(self, state: ShapingState) -> dict[str, Any]:
+        return evaluate(self.algo, state)
+
+
+# --------------------------------------------------------------------------------------
+# Evaluation (evaluation.json, see docs/run_directory.md)
+
+
+def _evaluation_rollouts(algo: Shaping, state: ShapingState, key: jax.Array):
+    """Each meta agent against ``eval_meta_batch`` fresh naive learners and, in a
+    pool, against every other meta agent: episodes ``[N, E, ...]`` per kind."""
+    cfg = algo.cfg
+    N, E = cfg.pool_size, cfg.eval_meta_batch
+    k_naive, k_meta, k_index = jax.random.split(key, 3)
+    naive_index = jax.random.randint(k_index, (N, E), 0, cfg.naive_pool_size)
+    keys = jax.random.split(k_naive, N * E).reshape(N, E)
+    vs_naive = _play_unsharded(
+        algo, state, jnp.ones((N, E), bool), naive_index.astype(jnp.int32), keys
+    )
+    vs_meta = None
+    if N > 1:
+        # every ordered pair (i, j != i), E // (N - 1) meta-episodes each
+        per_pair = max(E // (N - 1), 1)
+        index = (jnp.arange(N)[:, None] + 1 + jnp.arange(N - 1)[None]) % N
+        index = jnp.repeat(index, per_pair, axis=1).astype(jnp.int32)
+        keys = jax.random.split(k_meta, N * index.shape[1]).reshape(index.shape)
+        vs_meta = (
+            _play_unsharded(algo, state, jnp.zeros(index.shape, bool), index, keys),
+            index,
+        )
+    return vs_naive, vs_meta
+
+
+def _play_unsharded(algo, state, is_naive, index, keys):
+    def opponent(is_naive, i):
+        naive = jax.tree.map(lambda x: x[i], state.naive_params)
+        meta = jax.tree.map(lambda x: x[i], state.params)
+        return _select(is_naive, naive, meta)
+
+    opponents = jax.vmap(jax.vmap(opponent))(is_naive, index)
+    per_agent = jax.vmap(algo.meta_episode, in_axes=(None, 0, 0, 0))
+    return jax.vmap(per_agent)(state.params, opponents, is_naive, keys)
+
+
+def evaluate(algo: Shaping, state: ShapingState, seed: int = 12345) -> dict[str, Any]:
+    """The ``evaluation.json`` record of a (seed-stacked) training state."""
+    from dilemmas.analysis.metrics import memory_one_probe
+
+    cfg = algo.cfg
+    M, T = cfg.num_inner_episodes, cfg.inner_episode_length
+    rollouts = jax.jit(jax.vmap(lambda s, k: _evaluation_rollouts(algo, s, k)))
+    keys = jax.random.split(jax.random.key(seed), cfg.num_seeds)
+    vs_naive, vs_meta = jax.device_get(rollouts(state, keys))
+
+    def probe(actions):  # [..., L, 2] -> [5] list with None for unseen states
+        result = memory_one_probe(jnp.asarray(actions), episode_length=T)
+        p = np.asarray(result.p, np.float64)
+        counts = np.asarray(result.counts)
+        return [float(x) if c > 0 else None for x, c in zip(p, counts, strict=True)]
+
+    payoffs = (
+        np.asarray(algo.env_params.payoffs, np.float64)
+        if hasattr(algo.env_params, "payoffs")
+        else None
+    )
+    record: dict[str, Any] = {
+        "game": {
+            "id": cfg.env_id,
+            "actions": ["C", "D"] if algo.num_actions == 2 else None,
+            "payoffs": payoffs.tolist() if payoffs is not None else None,
+        },
+        "num_seeds": cfg.num_seeds,
+        "pairs": [],
+        "memory_one": {},
+    }
+    seeds = range(cfg.num_seeds)
+    N = cfg.pool_size
+    matrix_game = payoffs is not None and algo.num_actions == 2
+    for i in range(N):
+        rewards = vs_naive.rewards[:, i]  # [S, E, B, L, 2]
+        actions = vs_naive.actions[:, i]
+        record["pairs"].append(
+            {
+                "row": f"meta_{i}",
+                "col": "naive",
+                "reward": rewards.mean(axis=(1, 2, 3)).tolist(),
+                "cooperation": (actions == 0).mean(axis=(1, 2, 3)).tolist(),
+            }
+        )
+        if matrix_game:
+            record["memory_one"][f"meta_{i} (vs naive)"] = [
+                probe(actions[s]) for s in seeds
+            ]
+            record["memory_one"][f"naive (vs meta_{i})"] = [
+                probe(actions[s][..., ::-1]) for s in seeds
+            ]
+    if vs_meta is not None:
+        episodes, index = vs_meta
+        index = np.asarray(index)[0]  # [N, E'], the same for every seed
+        for i in range(N):
+            for j in range(N):
+                if i == j:
+                    continue
+                cols = index[i] == j
+                rewards = episodes.rewards[:, i][:, cols]
+                actions = episodes.actions[:, i][:, cols]
+                record["pairs"].append(
+                    {
+                        "row": f"meta_{i}",
+                        "col": f"meta_{j}",
+                        "reward": rewards.mean(axis=(1, 2, 3)).tolist(),
+                        "cooperation": (actions == 0).mean(axis=(1, 2, 3)).tolist(),
+                    }
+                )
+            if matrix_game:
+                record["memory_one"][f"meta_{i} (vs meta)"] = [
+                    probe(episodes.actions[s, i]) for s in seeds
+                ]
+
+    # Within-meta-episode profiles against naive learners, averaged over the pool.
+    def by_episode(x):  # [S, N, E, B, L] -> [S, M]
+        x = x.reshape(*x.shape[:4], M, T)
+        return x.mean(axis=(1, 2, 3, 5)).tolist()
+
+    series = {
+        "meta reward": by_episode(vs_naive.rewards[..., 0]),
+        "naive reward": by_episode(vs_naive.rewards[..., 1]),
+        "meta cooperation": by_episode((vs_naive.actions[..., 0] == 0) * 1.0),
+        "naive cooperation": by_episode((vs_naive.actions[..., 1] == 0) * 1.0),
+    }
+    record["profiles"] = {"x": "inner episode", "series": series}
+    return record
+
+
+# --------------------------------------------------------------------------------------
+# Presets
+
+_PAPER = ShapingConfig()
+
+PRESETS: dict[str, ShapingConfig] = {
+    # Paper scale (App. B, Tables 2-4): for accelerators.
+    "ipd-shaping": _PAPER.replace(name="ipd-shaping"),
+    "ipd-shaping-mfos": _PAPER.replace(name="ipd-shaping-mfos", estimator="mfos"),
+    "ipd-shaping-batch-unaware": _PAPER.replace(
+        name="ipd-shaping-batch-unaware", estimator="batch_unaware"
+    ),
+    "ipd-mixed": _PAPER.replace(name="ipd-mixed", p_naive=0.75, pool_size=4),
+    "ipd-mixed-mfos": _PAPER.replace(
+        name="ipd-mixed-mfos", p_naive=0.75, pool_size=4, estimator="mfos"
+    ),
+    "ipd-mixed-batch-unaware": _PAPER.replace(
+        name="ipd-mixed-batch-unaware",
+        p_naive=0.75,
+        pool_size=4,
+        estimator="batch_unaware",
+    ),
+    "ipd-meta-pool": _PAPER.replace(name="ipd-meta-pool", p_naive=0.0, pool_size=4),
+}
