@@ -24,6 +24,9 @@ through unrolled naive learners, come from ``jax.grad``.
   iteration.
 * **Training** (:func:`make_train`): ``make_train(cfg) -> train(key)``, a jitted
   ``lax.scan`` over iterations; vmap ``train`` over keys for seeds.
+* **Runs** (:class:`AnalyticExperiment`, ``cfg.experiment()``): the same iteration
+  (:func:`train_step`) behind ``dilemmas train analytic-...``, with run
+  directories, checkpoints and an exact ``evaluation.json``.
 
 Value conventions. ``value_scale="unnormalised"`` (the paper's Eqs. 15-16) uses
 ``J = d0^T (I - gamma P)^-1 r`` (mutual cooperation is worth ``R / (1 - gamma)``)
@@ -42,7 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -309,6 +312,9 @@ class AnalyticConfig:
       init_scale: standard deviation for ``init="random"``.
       zd_chi, zd_p0: extortion factor and first-move probability for
         ``init="zd_extortion"``.
+      num_seeds: independent runs, vmapped (``dilemmas train``).
+      seed: base seed of ``dilemmas train``; seed ``s`` of a run is
+        ``train(jax.random.split(jax.random.key(seed), num_seeds)[s])``.
     """
 
     name: str = "custom"
@@ -332,6 +338,8 @@ class AnalyticConfig:
     init_scale: float = 1.0
     zd_chi: float = 3.0
     zd_p0: float = 0.0
+    num_seeds: int = 1
+    seed: int = 0
 
     def __post_init__(self):
         if not _is_number(self.gamma) or not 0.0 <= self.gamma < 1.0:
@@ -367,6 +375,8 @@ class AnalyticConfig:
             ("meta_batch", 1),
             ("iterations", 1),
             ("pool_size", 1),
+            ("num_seeds", 1),
+            ("seed", 0),
         ):
             value = getattr(self, field)
             if not _is_int(value) or value < low:
@@ -394,9 +404,35 @@ class AnalyticConfig:
     def normalised(self) -> bool:
         return self.value_scale == "normalised"
 
+    @property
+    def description(self) -> str:
+        """One line for ``dilemmas presets``."""
+        if self.p_naive == 0.0:
+            what = f"pool of {self.pool_size} meta agents learning against each other"
+        elif self.objective == "lola":
+            what = (
+                f"LOLA-DiCE, {self.num_naive_steps} look-ahead step(s), pool of "
+                f"{self.pool_size}"
+            )
+        else:
+            what = f"meta agent(s) shaping naive learners (M = {self.num_naive_steps})"
+            if self.pool_size > 1:
+                what = (
+                    f"pool of {self.pool_size}: {self.p_naive:.0%} shaping naive "
+                    f"learners (M = {self.num_naive_steps}), the rest vs each other"
+                )
+        return (
+            f"exact IPD, {what}; gamma {self.gamma}, init {self.init}, "
+            f"{self.iterations} iterations"
+        )
+
     def replace(self, **changes: Any) -> AnalyticConfig:
         """A copy with ``changes`` applied (and validated)."""
         return dataclasses.replace(self, **changes)
+
+    def experiment(self) -> AnalyticExperiment:
+        """The run-driver view of this config (``dilemmas train``)."""
+        return AnalyticExperiment(self)
 
 
 def _logits(probs: Any) -> jax.Array:
@@ -580,15 +616,63 @@ class TrainOutput(NamedTuple):
     metrics: dict[str, jax.Array]  # each [iterations, N, ...], before each update
 
 
+def initial_carry(
+    cfg: AnalyticConfig,
+    key: jax.Array,
+    init_params: jax.Array | None = None,
+    optimiser: optax.GradientTransformation | None = None,
+) -> TrainCarry:
+    """The training carry of one seed before the first iteration.
+
+    ``key`` is split into the initialisation key and the carry's key, so
+    ``initial_carry`` followed by :func:`train_step` is exactly ``train(key)`` of
+    :func:`make_train`. ``init_params`` (``[N, 5]`` logits) overrides ``cfg.init``.
+    """
+    optimiser = make_optimiser(cfg) if optimiser is None else optimiser
+    key, k_init = jax.random.split(key)
+    if init_params is None:
+        params = initial_params(cfg, k_init)
+    else:
+        params = jnp.asarray(init_params, jnp.result_type(float))
+        if params.shape != (cfg.pool_size, 5):
+            raise ValueError(
+                f"init_params must have shape ({cfg.pool_size}, 5), got {params.shape}"
+            )
+    return TrainCarry(params, optimiser.init(params), key)
+
+
+def train_step(
+    cfg: AnalyticConfig,
+    optimiser: optax.GradientTransformation,
+    carry: TrainCarry,
+) -> tuple[TrainCarry, dict[str, jax.Array]]:
+    """One iteration: :func:`pool_gradients` at ``carry.params``, then one update.
+
+    Metrics are recorded before the update (they describe ``carry.params``) and
+    hold the :func:`pool_gradients` metrics plus ``probs`` ``[N, 5]``, the
+    cooperation probabilities. All meta agents update simultaneously.
+    """
+    key, k_naive = jax.random.split(carry.key)
+    grads, metrics = pool_gradients(cfg, carry.params, k_naive)
+    metrics["probs"] = jax.nn.sigmoid(carry.params)
+    # Optimisers minimise: descend on -J to ascend J.
+    updates, opt_state = optimiser.update(
+        jax.tree.map(jnp.negative, grads), carry.opt_state, carry.params
+    )
+    params = optax.apply_updates(carry.params, updates)
+    return TrainCarry(params, opt_state, key), metrics
+
+
 def make_train(
     cfg: AnalyticConfig,
 ) -> Callable[..., TrainOutput]:
     """``train(key, init_params=None) -> TrainOutput``, pure and jittable.
 
-    One iteration computes :func:`pool_gradients` at the current parameters
-    (metrics are recorded there, so ``metrics[t]`` describes the parameters before
-    update ``t``), then updates all meta agents simultaneously with the optimiser.
-    Metrics also hold ``probs`` ``[N, 5]``, the cooperation probabilities.
+    One iteration is :func:`train_step`: :func:`pool_gradients` at the current
+    parameters (metrics are recorded there, so ``metrics[t]`` describes the
+    parameters before update ``t``), then a simultaneous optimiser update of all
+    meta agents. Metrics also hold ``probs`` ``[N, 5]``, the cooperation
+    probabilities.
 
     ``init_params`` (``[N, 5]`` logits) overrides ``cfg.init``, e.g. to start two
     agents from the result of a shaping run. Seeds:
@@ -597,32 +681,249 @@ def make_train(
     optimiser = make_optimiser(cfg)
 
     def update(carry: TrainCarry, _) -> tuple[TrainCarry, dict[str, jax.Array]]:
-        key, k_naive = jax.random.split(carry.key)
-        grads, metrics = pool_gradients(cfg, carry.params, k_naive)
-        metrics["probs"] = jax.nn.sigmoid(carry.params)
-        # Optimisers minimise: descend on -J to ascend J.
-        updates, opt_state = optimiser.update(
-            jax.tree.map(jnp.negative, grads), carry.opt_state, carry.params
-        )
-        params = optax.apply_updates(carry.params, updates)
-        return TrainCarry(params, opt_state, key), metrics
+        return train_step(cfg, optimiser, carry)
 
     def train(key: jax.Array, init_params: jax.Array | None = None) -> TrainOutput:
-        key, k_init = jax.random.split(key)
-        if init_params is None:
-            params = initial_params(cfg, k_init)
-        else:
-            params = jnp.asarray(init_params, jnp.result_type(float))
-            if params.shape != (cfg.pool_size, 5):
-                raise ValueError(
-                    f"init_params must have shape ({cfg.pool_size}, 5), got "
-                    f"{params.shape}"
-                )
-        carry = TrainCarry(params, optimiser.init(params), key)
+        carry = initial_carry(cfg, key, init_params, optimiser)
         carry, metrics = jax.lax.scan(update, carry, None, length=cfg.iterations)
         return TrainOutput(carry.params, metrics)
 
     return train
+
+
+# --------------------------------------------------------------------------------------
+# The run-driver view (``dilemmas train``)
+
+#: Key of the fixed naive learners that ``evaluation.json`` shapes.
+EVALUATION_SEED = 12345
+
+
+def _outcomes(cfg: AnalyticConfig, theta_row: jax.Array, theta_col: jax.Array):
+    """Exact per-step rewards ``[2]`` and discounted cooperation rates ``[2]``."""
+    p_row, p_col = jax.nn.sigmoid(theta_row), jax.nn.sigmoid(theta_col)
+    rewards = exact_ipd.average_rewards(p_row, p_col, cfg.payoffs, cfg.gamma)
+    d = exact_ipd.visitation(p_row, p_col, cfg.gamma)  # over (CC, CD, DC, DD)
+    return rewards, jnp.stack([d[0] + d[1], d[0] + d[2]])
+
+
+def _pairwise(cfg: AnalyticConfig, params: jax.Array):
+    """:func:`_outcomes` of every ordered pair of ``params`` ``[N, 5]``:
+    ``[N, N, 2]`` rewards and cooperation rates (row agent first)."""
+    return jax.vmap(
+        lambda t_row: jax.vmap(lambda t_col: _outcomes(cfg, t_row, t_col))(params)
+    )(params)
+
+
+def _naive_path(
+    cfg: AnalyticConfig, theta_meta: jax.Array, theta_naive: jax.Array
+) -> jax.Array:
+    """Naive logits ``psi_0 .. psi_M`` ``[M + 1, 5]`` against a fixed meta agent."""
+
+    def step(psi, _):
+        return naive_step(
+            theta_meta, psi, eta_naive=cfg.eta_naive, **_game_kwargs(cfg)
+        ), psi
+
+    psi_final, psis = jax.lax.scan(step, theta_naive, None, length=cfg.num_naive_steps)
+    return jnp.concatenate([psis, psi_final[None]], axis=0)
+
+
+def _mean_over_others(matrix: jax.Array) -> jax.Array:
+    """``[N, N]`` pair values -> ``[N]`` means over the other agents."""
+    n = matrix.shape[0]
+    others = 1.0 - jnp.eye(n, dtype=matrix.dtype)
+    return jnp.sum(others * matrix, axis=1) / (n - 1)
+
+
+class AnalyticExperiment:
+    """:class:`~dilemmas.training.experiment.Experiment` for ``dilemmas train``.
+
+    The state is a :class:`TrainCarry` with a leading ``[num_seeds]`` axis; seed
+    ``s`` starts as ``train(keys[s])`` of :func:`make_train` with
+    ``keys = jax.random.split(key, num_seeds)``, and ``update`` is
+    :func:`train_step` vmapped over seeds. Metrics (``[num_seeds, pool_size]``,
+    per-step rewards, recorded before each update):
+
+    * shaping (``p_naive > 0``): ``reward_vs_naive`` and ``naive_reward`` averaged
+      over the naive trajectory ``m = 0..M`` (meta-batch mean), and
+      ``last_episode_reward_vs_naive``, ``last_episode_naive_reward`` at ``psi_M``;
+    * LOLA-DiCE (``p_naive > 0``): ``lookahead_reward``, the objective per step;
+    * pools (``pool_size >= 2``): ``reward_vs_meta`` and ``cooperation_vs_meta``,
+      exact means over the other meta agents.
+
+    All rewards are loss metrics: a non-finite gradient makes them non-finite at
+    the next iteration.
+    """
+
+    kind = "analytic"
+
+    def __init__(self, config: AnalyticConfig):
+        self.config = config
+        self.iterations = config.iterations
+        self.optimiser = make_optimiser(config)
+        self.shaping = config.p_naive > 0.0 and config.objective == "shaping"
+        self.lola = config.p_naive > 0.0 and config.objective == "lola"
+        self.pool = config.pool_size >= 2
+        rewards: list[str] = []
+        progress: list[str] = []
+        if self.shaping:
+            rewards += [
+                "reward_vs_naive",
+                "naive_reward",
+                "last_episode_reward_vs_naive",
+                "last_episode_naive_reward",
+            ]
+            progress += ["reward_vs_naive", "naive_reward"]
+        if self.lola:
+            rewards.append("lookahead_reward")
+            progress.append("lookahead_reward")
+        if self.pool:
+            rewards.append("reward_vs_meta")
+            progress.append("reward_vs_meta")
+        self.loss_metrics = tuple(rewards)
+        self.progress_metrics = tuple(progress)
+
+    def init(self, key: jax.Array) -> TrainCarry:
+        """Carries of all seeds, ``[num_seeds, ...]`` leaves."""
+        keys = jax.random.split(key, self.config.num_seeds)
+        return jax.vmap(
+            lambda k: initial_carry(self.config, k, optimiser=self.optimiser)
+        )(keys)
+
+    def update(self, state: TrainCarry) -> tuple[TrainCarry, dict[str, jax.Array]]:
+        """One :func:`train_step` of every seed and its metrics (class docstring)."""
+        cfg = self.config
+        state_before = state
+        state, raw = jax.vmap(lambda c: train_step(cfg, self.optimiser, c))(state)
+        metrics: dict[str, jax.Array] = {}
+        if self.shaping:
+            metrics["reward_vs_naive"] = raw["meta_reward_mean"]
+            metrics["naive_reward"] = raw["naive_reward_mean"]
+            metrics["last_episode_reward_vs_naive"] = raw["meta_reward_last"]
+            metrics["last_episode_naive_reward"] = raw["naive_reward_last"]
+        if self.lola:
+            metrics["lookahead_reward"] = raw["meta_reward_last"]
+        if self.pool:
+            metrics["reward_vs_meta"] = raw["meta_vs_meta"]
+            _, cooperation = jax.vmap(lambda p: _pairwise(cfg, p))(state_before.params)
+            metrics["cooperation_vs_meta"] = jax.vmap(_mean_over_others)(
+                cooperation[..., 0]
+            )
+        return state, metrics
+
+    def params(self, state: TrainCarry) -> jax.Array:
+        """Meta-agent logits ``[num_seeds, pool_size, 5]``."""
+        return state.params
+
+    def summary(self, state: TrainCarry, metrics: Mapping[str, Any]) -> dict:
+        """Per-seed headline numbers (means over the pool) of the last iteration."""
+        del state
+        names = (
+            "last_episode_reward_vs_naive",
+            "last_episode_naive_reward",
+            "reward_vs_naive",
+            "naive_reward",
+            "lookahead_reward",
+            "reward_vs_meta",
+            "cooperation_vs_meta",
+        )
+        return {
+            name: np.asarray(metrics[name], np.float64).mean(axis=-1).tolist()
+            for name in names
+            if name in metrics
+        }
+
+    def evaluate(self, state: TrainCarry) -> dict[str, Any]:
+        """The ``evaluation.json`` record (``docs/run_directory.md``), all exact.
+
+        ``pairs``: every ordered pair of meta agents (an agent against a copy of
+        itself when ``pool_size = 1``) and, when shaping, each meta agent against
+        the meta-batch of naive learners drawn with :data:`EVALUATION_SEED` after
+        their ``M`` naive steps (meta-batch means). ``memory_one``: cooperation
+        probabilities of every meta agent and, when shaping, of the naive learners
+        at the end of their trajectory (meta-batch mean). ``profiles``: meta and
+        naive reward and cooperation after each naive step ``m = 0..M``, averaged
+        over the meta-batch and the pool.
+        """
+        cfg = self.config
+        r, s, t, p = cfg.payoffs
+        num_seeds, pool_size = state.params.shape[:2]
+        record: dict[str, Any] = {
+            "game": {
+                "id": "ipd-v0",
+                "actions": ["C", "D"],
+                "payoffs": [[[r, r], [s, t]], [[t, s], [p, p]]],
+                "gamma": cfg.gamma,
+            },
+            "num_seeds": int(num_seeds),
+            "pairs": [],
+            "memory_one": {},
+        }
+        params = jnp.asarray(state.params)
+        rewards, cooperation = jax.device_get(
+            jax.jit(jax.vmap(lambda x: _pairwise(cfg, x)))(params)
+        )  # [S, N, N, 2]
+        probs = np.asarray(jax.nn.sigmoid(params), np.float64)
+        for j in range(pool_size):
+            record["memory_one"][f"meta_{j}"] = probs[:, j].tolist()
+            for k in range(pool_size):
+                if k == j and pool_size > 1:
+                    continue
+                col = f"meta_{k}" if k != j else f"meta_{k} (copy)"
+                record["pairs"].append(
+                    {
+                        "row": f"meta_{j}",
+                        "col": col,
+                        "reward": rewards[:, j, k].tolist(),
+                        "cooperation": cooperation[:, j, k].tolist(),
+                    }
+                )
+        if self.shaping:
+            pairs, memory_one, profiles = self._evaluate_naive(params)
+            record["pairs"] = pairs + record["pairs"]
+            record["memory_one"].update(memory_one)
+            record["profiles"] = profiles
+        return record
+
+    def _evaluate_naive(
+        self, params: jax.Array
+    ) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+        """Pairs, memory-one entries and profiles against fresh naive learners."""
+        cfg = self.config
+        naive_init = naive_initial_params(cfg, jax.random.key(EVALUATION_SEED))
+
+        def per_agent(theta_meta, psi0):  # [5], [B, 5]
+            paths = jax.vmap(lambda psi: _naive_path(cfg, theta_meta, psi))(psi0)
+            outcomes = jax.vmap(jax.vmap(lambda psi: _outcomes(cfg, theta_meta, psi)))(
+                paths
+            )  # each [B, M + 1, 2]
+            end_probs = jax.nn.sigmoid(paths[:, -1])
+            return jax.tree.map(lambda x: jnp.mean(x, axis=0), (outcomes, end_probs))
+
+        per_seed = jax.vmap(per_agent)  # over the pool
+        (rewards, cooperation), end_probs = jax.device_get(
+            jax.jit(jax.vmap(per_seed, in_axes=(0, None)))(params, naive_init)
+        )  # [S, N, M + 1, 2] and [S, N, 5]
+        pool_size = params.shape[1]
+        pairs, memory_one = [], {}
+        for j in range(pool_size):
+            pairs.append(
+                {
+                    "row": f"meta_{j}",
+                    "col": "naive",
+                    "reward": rewards[:, j, -1].tolist(),
+                    "cooperation": cooperation[:, j, -1].tolist(),
+                }
+            )
+            name = "naive (end)" if pool_size == 1 else f"naive (end, vs meta_{j})"
+            memory_one[name] = np.asarray(end_probs[:, j], np.float64).tolist()
+        series = {
+            "meta reward": rewards[..., 0].mean(axis=1).tolist(),
+            "naive reward": rewards[..., 1].mean(axis=1).tolist(),
+            "meta cooperation": cooperation[..., 0].mean(axis=1).tolist(),
+            "naive cooperation": cooperation[..., 1].mean(axis=1).tolist(),
+        }
+        return pairs, memory_one, {"x": "naive step", "series": series}
 
 
 # --------------------------------------------------------------------------------------

@@ -3,14 +3,21 @@
 dilemmas envs                              list the registered environments
 dilemmas strategies                        list the fixed strategies
 dilemmas play ipd-v0 --co-player tft       play an episode of fixed strategies
+dilemmas presets                           list the training presets
+dilemmas train PRESET [--set key=value]    train into a run directory
+dilemmas train --resume RUN_DIR            continue a killed or interrupted run
+dilemmas analyze RUN_DIR [RUN_DIR ...]     write a report of run directories
+dilemmas tournament tft RUN_DIR            Axelrod tournament of strategies and runs
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 
 def _version() -> str:
@@ -165,8 +172,16 @@ def _cmd_tournament(args: argparse.Namespace) -> int:
     opponents = args.opponents
     if opponents == ["all"]:
         opponents = "all"
+    players = []
+    for name in args.strategies:
+        if Path(name).is_dir():
+            from dilemmas.analysis.tournament import players_from_run
+
+            players.extend(players_from_run(name))
+        else:
+            players.append(name)
     result = run_tournament(
-        args.strategies,
+        players,
         opponents=opponents or None,
         payoffs=args.payoffs,
         turns=args.turns,
@@ -177,6 +192,98 @@ def _cmd_tournament(args: argparse.Namespace) -> int:
         round_robin=args.round_robin,
     )
     print(format_report(result), end="")
+    return 0
+
+
+def _cmd_presets(args: argparse.Namespace) -> int:
+    del args
+    from dilemmas.training.presets import describe, presets
+
+    known = presets()
+    width = max(len(name) for name in known)
+    for name, config in known.items():
+        print(f"{name:<{width}}  {describe(config)}")
+    print("\nRun one with `dilemmas train PRESET [--set key=value ...]`.")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from dilemmas.training import runner
+
+    if args.resume is not None:
+        given = [
+            flag
+            for flag, value in (
+                ("PRESET", args.preset),
+                ("--set", args.set),
+                ("--run-dir", args.run_dir),
+                ("--log-every", args.log_every),
+                ("--checkpoint-every", args.checkpoint_every),
+                ("--keep-checkpoints", args.keep_checkpoints),
+            )
+            if value not in (None, [])
+        ]
+        if given:
+            raise ValueError(
+                "--resume continues a run with its stored config and settings; "
+                f"drop {', '.join(given)}"
+            )
+        return _train_outcome(
+            lambda: runner.resume(args.resume, progress=not args.no_progress),
+            args.resume,
+        )
+    if args.preset is None:
+        raise ValueError("give a PRESET (see `dilemmas presets`) or --resume RUN_DIR")
+    from dilemmas.training.configs import parse_overrides, replace_values, to_json_value
+    from dilemmas.training.presets import experiment_from_config, get_preset
+
+    base = get_preset(args.preset)
+    values = parse_overrides(base, args.set)
+    experiment = experiment_from_config(replace_values(base, values))
+    run_dir = args.run_dir or Path("runs") / (
+        f"{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
+    return _train_outcome(
+        lambda: runner.run(
+            experiment,
+            run_dir,
+            preset=args.preset,
+            overrides=to_json_value(values),
+            log_every=args.log_every,
+            checkpoint_every=args.checkpoint_every,
+            keep_checkpoints=(
+                3 if args.keep_checkpoints is None else args.keep_checkpoints
+            ),
+            progress=not args.no_progress,
+        ),
+        run_dir,
+    )
+
+
+def _train_outcome(train, run_dir: str | Path) -> int:
+    """Exit code of a training call: 0 done, 1 stopped on a non-finite loss, 130
+    interrupted (the last completed chunk is checkpointed)."""
+    from dilemmas.training.runner import NonFiniteLossError
+
+    try:
+        train()
+    except NonFiniteLossError as err:
+        print(f"dilemmas train: stopped: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            f"dilemmas train: interrupted; continue with "
+            f"`dilemmas train --resume {run_dir}`",
+            file=sys.stderr,
+        )
+        return 130
+    return 0
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from dilemmas.analysis.report import write_report
+
+    print(write_report(args.run_dirs, args.out))
     return 0
 
 
@@ -227,7 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="play our strategies against the Axelrod library's strategies",
     )
     tournament.add_argument(
-        "strategies", nargs="+", help="our strategy names, e.g. tft wsls zd_extort"
+        "strategies",
+        nargs="+",
+        help="our strategy names, e.g. tft wsls zd_extort, or run directories "
+        "(every agent and seed of a trained run, from its evaluation.json)",
     )
     tournament.add_argument(
         "--opponents",
@@ -254,10 +364,73 @@ def build_parser() -> argparse.ArgumentParser:
         "meet each opponent and are ranked among themselves",
     )
     tournament.set_defaults(run=_cmd_tournament)
+
+    presets = commands.add_parser("presets", help="list the training presets")
+    presets.set_defaults(run=_cmd_presets)
+
+    train = commands.add_parser(
+        "train",
+        help="train a preset into a run directory (docs/run_directory.md)",
+    )
+    train.add_argument(
+        "preset", nargs="?", default=None, help="a preset name (`dilemmas presets`)"
+    )
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set iterations=50 --set "
+        "payoffs=1,-1,2,0 (repeatable; checked before anything is compiled)",
+    )
+    train.add_argument(
+        "--run-dir",
+        default=None,
+        help="new or empty run directory (default: runs/<preset>-<timestamp>)",
+    )
+    train.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN_DIR",
+        help="continue a killed or interrupted run from its latest checkpoint",
+    )
+    train.add_argument(
+        "--log-every",
+        type=int,
+        default=None,
+        help="iterations per compiled chunk (default: about 1%% of the run)",
+    )
+    train.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=None,
+        help="iterations between checkpoints, a multiple of --log-every "
+        "(default: about ten per run)",
+    )
+    train.add_argument(
+        "--keep-checkpoints",
+        type=int,
+        default=None,
+        help="newest checkpoints to keep (default 3)",
+    )
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(run=_cmd_train)
+
+    analyze = commands.add_parser(
+        "analyze", help="write a report (report.md and figures) of run directories"
+    )
+    analyze.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    analyze.add_argument(
+        "--out",
+        default=None,
+        help="report folder (default: RUN_DIR/report for a single run)",
+    )
+    analyze.set_defaults(run=_cmd_analyze)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (2 for bad input)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -265,3 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:
         print(f"dilemmas {args.command}: error: {err}", file=sys.stderr)
         return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

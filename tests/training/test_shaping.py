@@ -61,7 +61,9 @@ def tabular(**kw) -> Shaping:
     ],
 )
 def test_config_rejects_bad_values(changes, message):
-    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("*", r"\*")):
+    with pytest.raises(
+        ValueError, match=message.replace("[", r"\[").replace("*", r"\*")
+    ):
         ShapingConfig(**{**TINY, **changes})
 
 
@@ -82,8 +84,17 @@ def test_presets_are_valid_and_paper_scale():
 
 
 def test_opponents_never_oneself_and_naive_with_probability_p_naive():
-    algo = Shaping(ShapingConfig(**{**TINY, "meta_batch": 4000, "pool_size": 3,
-                                    "p_naive": 0.75, "naive_pool_size": 5}))
+    algo = Shaping(
+        ShapingConfig(
+            **{
+                **TINY,
+                "meta_batch": 4000,
+                "pool_size": 3,
+                "p_naive": 0.75,
+                "naive_pool_size": 5,
+            }
+        )
+    )
     is_naive, index = jax.device_get(algo.draw_opponents(jax.random.key(1)))
     assert is_naive.shape == index.shape == (3, 4000)
     # Binomial(12000, 0.75): sd 0.004.
@@ -262,16 +273,21 @@ def test_make_train_scans_iterations():
 
 
 def test_evaluation_record_follows_the_run_directory_format():
-    cfg = ShapingConfig(**{**TINY, "pool_size": 2, "p_naive": 0.5, "num_seeds": 2,
-                           "network": "tabular"})
+    cfg = ShapingConfig(
+        **{**TINY, "pool_size": 2, "p_naive": 0.5, "num_seeds": 2, "network": "tabular"}
+    )
     exp = cfg.experiment()
     record = evaluate(exp.algo, exp.init(jax.random.key(0)))
     json.dumps(record)
     assert record["game"]["payoffs"] == [[[1, 1], [-1, 2]], [[2, -1], [0, 0]]]
     assert record["num_seeds"] == 2
     rows = {(p["row"], p["col"]) for p in record["pairs"]}
-    assert rows == {("meta_0", "naive"), ("meta_1", "naive"), ("meta_0", "meta_1"),
-                    ("meta_1", "meta_0")}
+    assert rows == {
+        ("meta_0", "naive"),
+        ("meta_1", "naive"),
+        ("meta_0", "meta_1"),
+        ("meta_1", "meta_0"),
+    }
     for pair in record["pairs"]:
         assert np.asarray(pair["reward"]).shape == (2, 2)
     assert set(record["memory_one"]) >= {"meta_0 (vs naive)", "naive (vs meta_0)"}
@@ -304,8 +320,11 @@ def test_sharded_over_eight_devices_matches_one_device(tmp_path):
     )
     results = []
     for count in (1, 8):
-        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={count}",
-                   JAX_PLATFORMS="cpu")
+        env = dict(
+            os.environ,
+            XLA_FLAGS=f"--xla_force_host_platform_device_count={count}",
+            JAX_PLATFORMS="cpu",
+        )
         path = tmp_path / f"out{count}.json"
         subprocess.run([sys.executable, "-c", script, str(path)], check=True, env=env)
         results.append(json.loads(path.read_text()))
