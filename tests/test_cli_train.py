@@ -155,8 +155,14 @@ def test_unknown_preset_lists_the_presets(capsys):
     err = capsys.readouterr().err
     assert "unknown preset 'analytic-shapng' (did you mean analytic-shaping" in err
     assert all(name in err for name in ANALYTIC_PRESETS)
-    assert main(["train"]) == 2
-    assert "give a PRESET" in capsys.readouterr().err
+
+
+def test_train_without_a_preset_runs_the_quickstart(capsys):
+    # A bad key stops it before anything compiles, with the default named.
+    assert main(["train", "--set", "nope=1"]) == 2
+    err = capsys.readouterr().err
+    assert "running 'quickstart'" in err
+    assert "nope" in err
 
 
 def test_non_finite_loss_exits_1_with_the_message(count_preset, tmp_path, capsys):

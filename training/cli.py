@@ -20,6 +20,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 
+#: What `dilemmas train` runs without a PRESET: a few minutes on a 2-core CPU.
+DEFAULT_PRESET = "quickstart"
+
+
 def _version() -> str:
     try:
         return version("dilemmas")
@@ -233,7 +237,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
             args.resume,
         )
     if args.preset is None:
-        raise ValueError("give a PRESET (see `dilemmas presets`) or --resume RUN_DIR")
+        args.preset = DEFAULT_PRESET
+        print(
+            f"dilemmas train: no PRESET given, running {DEFAULT_PRESET!r} "
+            "(`dilemmas presets` lists the others)",
+            file=sys.stderr,
+        )
     from dilemmas.training.configs import parse_overrides, replace_values, to_json_value
     from dilemmas.training.presets import experiment_from_config, get_preset
 

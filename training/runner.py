@@ -590,6 +590,7 @@ class _Loop:
         iterations: int,
         wall_time: float,
         headline: Mapping[str, Any] | None = None,
+        timing: Mapping[str, float] | None = None,
     ) -> dict[str, Any]:
         means, per_seed = _headline(headline or {})
         summary = {
@@ -601,6 +602,8 @@ class _Loop:
         }
         if per_seed:
             summary["headline_per_seed"] = per_seed
+        if timing:
+            summary["timing"] = dict(timing)
         _write_json(self.run_dir / SUMMARY_FILE, summary)
         return summary
 
@@ -618,6 +621,14 @@ class _Loop:
         clock0 = time.perf_counter() - wall_offset
         done = (start, state)  # the last chunk whose metric lines are all written
         last_metrics: dict[str, np.ndarray] = {}
+        # Where the time goes after the first chunk (which also compiles): inside
+        # the compiled chunks (until their metrics reach the host) or outside them
+        # (logging, checkpoints, progress bar, Python).
+        timing = {
+            "first_chunk_seconds": 0.0,
+            "seconds_in_compiled_code": 0.0,
+            "seconds_outside_compiled_code": 0.0,
+        }
         writer = SummaryWriter(
             logdir=str(self.run_dir),
             purge_step=start + 1 if start else None,
@@ -636,6 +647,7 @@ class _Loop:
                 _check_metrics(
                     experiment, self.chunk(min(settings.log_every, total)), state
                 )
+            previous_end = None
             while done[0] < total:
                 iteration, state = done
                 length = min(settings.log_every, total - iteration)
@@ -643,6 +655,13 @@ class _Loop:
                 new_state, metrics, finite = self.chunk(length)(state)
                 metrics, finite = jax.device_get((metrics, finite))
                 chunk_end = time.perf_counter() - clock0
+                if previous_end is None:  # includes compilation
+                    timing["first_chunk_seconds"] += chunk_end - chunk_start
+                else:
+                    timing["seconds_in_compiled_code"] += chunk_end - chunk_start
+                    timing["seconds_outside_compiled_code"] += (
+                        chunk_start - previous_end
+                    )
                 bad = _first_non_finite(metrics, tuple(experiment.loss_metrics), finite)
                 good = length if bad is None else bad.index
                 self.write_metrics(
@@ -662,6 +681,7 @@ class _Loop:
                     refresh=False,
                 )
                 bar.update(length)
+                previous_end = time.perf_counter() - clock0
         except KeyboardInterrupt:
             self.interrupted(*done, time.perf_counter() - clock0)
             raise
@@ -675,12 +695,20 @@ class _Loop:
         _write_json(self.run_dir / EVALUATION_FILE, evaluation)
         if not last_metrics:  # resumed at the end: the last metrics line
             last_metrics = self.last_logged_metrics()
+        measured = (
+            timing["seconds_in_compiled_code"] + timing["seconds_outside_compiled_code"]
+        )
+        if measured > 0:
+            timing["share_outside_compiled_code"] = (
+                timing["seconds_outside_compiled_code"] / measured
+            )
         summary = self.write_summary(
             "completed",
             "",
             iteration,
             time.perf_counter() - clock0,
             experiment.summary(state, last_metrics),
+            timing={k: round(v, 4) for k, v in timing.items()},
         )
         print(f"{self.label}: {format_summary(summary, self.run_dir)}")
         return summary

@@ -1023,3 +1023,29 @@ PRESETS: dict[str, ShapingConfig] = {
     ),
     "ipd-meta-pool": _PAPER.replace(name="ipd-meta-pool", p_naive=0.0, pool_size=4),
 }
+
+# CPU scale (docs/results.md): the paper's B, M, T and network with a meta-batch of
+# 16 and a learning rate of 1e-3, so a run takes minutes on two cores.
+_CPU = _PAPER.replace(meta_batch=16, lr=1e-3, iterations=150, num_seeds=2)
+_MIXED_CPU = _CPU.replace(
+    meta_batch=8, p_naive=0.75, pool_size=4, iterations=300, num_seeds=1
+)
+for _estimator, _suffix in (
+    ("coala", ""),
+    ("mfos", "-mfos"),
+    ("batch_unaware", "-batch-unaware"),
+):
+    PRESETS[f"ipd-shaping-cpu{_suffix}"] = _CPU.replace(
+        name=f"ipd-shaping-cpu{_suffix}", estimator=_estimator
+    )
+    PRESETS[f"ipd-mixed-cpu{_suffix}"] = _MIXED_CPU.replace(
+        name=f"ipd-mixed-cpu{_suffix}", estimator=_estimator
+    )
+PRESETS["ipd-meta-pool-cpu"] = _MIXED_CPU.replace(
+    name="ipd-meta-pool-cpu", p_naive=0.0
+)
+# The default of `dilemmas train` (the README's first command): COALA shaping naive
+# learners with B = 8 and M = 10, two seeds, about two minutes on two CPU cores.
+PRESETS["quickstart"] = _CPU.replace(
+    name="quickstart", batch=8, num_inner_episodes=10, iterations=150
+)

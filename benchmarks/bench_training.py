@@ -1,0 +1,190 @@
+"""Training throughput of the sampled co-player shaping loop, with same-run references.
+
+Measured in one process, at the paper's IPD shapes by default (meta-batch 128,
+B = 16, M = 20, T = 10, Hawk width 32, pure shaping, PPO 4 epochs x 2 minibatches;
+409,600 meta-agent environment steps per iteration):
+
+1. **Training**: one compiled iteration of :class:`dilemmas.training.shaping.Shaping`
+   (opponent draws, rollouts of the meta agent and the naive learners with their
+   A2C updates at every inner-episode boundary, COALA advantages, PPO update).
+   Throughput is meta-agent environment steps per second, policy and updates
+   included.
+2. **References in the same run**, each timed on the same shapes:
+   *rollout only* (the same meta-episodes, naive updates included, no meta
+   update) and *env only* (the same number of IPD steps with uniformly random
+   actions, no networks). The ratios training / reference say what the learning
+   costs on top of playing.
+3. **Time outside compiled code**: ``dilemmas.training.runner.run`` drives the same
+   experiment for ``--driver-iterations`` iterations with one iteration per
+   compiled chunk (the worst case for the driver: a metrics line, TensorBoard
+   scalars and the progress bar after every iteration, a checkpoint every other
+   iteration), and reports the ``timing`` of its ``summary.json``: the share of
+   wall time after the first (compiling) chunk spent outside the compiled chunks.
+   Target: < 5 %.
+
+Every configuration gets an untimed warm-up (compilation), then ``--repeats``
+timed repeats; figures are medians. Run ``python benchmarks/bench_training.py``
+(about 5 minutes on 2 CPU cores at paper shapes; ``--meta-batch 16`` for a quick
+look), ``--json PATH`` to keep the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from dilemmas.envs import make
+from dilemmas.training import runner
+from dilemmas.training.shaping import PRESETS, Shaping
+
+OUTSIDE_TARGET = 0.05
+
+
+def _device() -> str:
+    device = jax.devices()[0]
+    if device.platform == "cpu":
+        try:
+            with open("/proc/cpuinfo") as cpuinfo:
+                for line in cpuinfo:
+                    if line.startswith("model name"):
+                        return f"CPU: {line.split(':', 1)[1].strip()}"
+        except OSError:
+            pass
+        return f"CPU: {platform.processor() or 'unknown'}"
+    return f"{device.platform.upper()}: {device.device_kind}"
+
+
+def _median_seconds(fn, args, repeats: int) -> tuple[float, list[float]]:
+    jax.block_until_ready(fn(*args))  # warm-up: compile
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times
+
+
+def _env_only(cfg) -> Any:
+    """The same number of IPD steps as one iteration, random actions, no networks."""
+    env, params = make(cfg.env_id, max_steps=cfg.inner_episode_length)
+    episodes = cfg.pool_size * cfg.meta_batch * cfg.batch * cfg.num_inner_episodes
+
+    def one(key):
+        key, k_reset = jax.random.split(key)
+        obs, state = env.reset(k_reset, params)
+
+        def step(carry, key):
+            state, total = carry
+            k_act, k_env = jax.random.split(key)
+            actions = jax.random.randint(k_act, (2,), 0, 2)
+            ts = env.step(k_env, state, actions, params)
+            return (ts.state, total + ts.reward[0] + ts.obs.sum()), None
+
+        keys = jax.random.split(key, cfg.inner_episode_length)
+        (_, total), _ = jax.lax.scan(step, (state, jnp.zeros(())), keys)
+        return total
+
+    run = jax.jit(lambda key: jax.vmap(one)(jax.random.split(key, episodes)).sum())
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--preset", default="ipd-shaping")
+    parser.add_argument("--meta-batch", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--driver-iterations", type=int, default=6)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    cfg = PRESETS[args.preset]
+    if args.meta_batch is not None:
+        cfg = cfg.replace(meta_batch=args.meta_batch)
+    algo = Shaping(cfg)
+    steps = cfg.steps_per_iteration
+    state = algo.init(jax.random.key(0))
+
+    update = jax.jit(algo.update)
+    train_s, train_times = _median_seconds(update, (state,), args.repeats)
+
+    def rollout(state):
+        is_naive, index = algo.draw_opponents(state.key)
+        shape = (cfg.pool_size, cfg.meta_batch)
+        keys = jax.random.split(state.key, shape[0] * shape[1]).reshape(shape)
+        episodes = algo.play(state.params, state.naive_params, is_naive, index, keys)
+        return jnp.sum(episodes.rewards), jnp.sum(episodes.log_prob)
+
+    rollout_s, _ = _median_seconds(jax.jit(rollout), (state,), args.repeats)
+    env_s, _ = _median_seconds(_env_only(cfg), (jax.random.key(1),), args.repeats)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        experiment = cfg.replace(iterations=args.driver_iterations).experiment()
+        summary = runner.run(
+            experiment,
+            Path(tmp) / "run",
+            preset=args.preset,
+            log_every=1,
+            checkpoint_every=2,
+            progress=True,
+        )
+    timing = summary["timing"]
+
+    result = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "device": _device(),
+        "jax": jax.__version__,
+        "preset": args.preset,
+        "shapes": {
+            "pool_size": cfg.pool_size,
+            "meta_batch": cfg.meta_batch,
+            "batch": cfg.batch,
+            "num_inner_episodes": cfg.num_inner_episodes,
+            "inner_episode_length": cfg.inner_episode_length,
+            "network": f"{cfg.network}-{cfg.hidden}",
+        },
+        "steps_per_iteration": steps,
+        "training_seconds_per_iteration": train_s,
+        "training_repeats": train_times,
+        "training_steps_per_second": steps / train_s,
+        "rollout_steps_per_second": steps / rollout_s,
+        "env_only_steps_per_second": steps / env_s,
+        "training_over_rollout": rollout_s / train_s,
+        "training_over_env_only": env_s / train_s,
+        "driver": timing,
+    }
+    share = timing["share_outside_compiled_code"]
+    print()
+    print(f"device: {result['device']}, jax {jax.__version__}")
+    print(f"shapes: {result['shapes']}, {steps:,} meta-agent steps per iteration")
+    print("| measure | steps/s | ratio training / this |")
+    print("|---|---|---|")
+    print(f"| training (one iteration) | {steps / train_s:.3g} | 1 |")
+    print(
+        f"| rollout only | {steps / rollout_s:.3g} | "
+        f"{result['training_over_rollout']:.3f} |"
+    )
+    over_env = result["training_over_env_only"]
+    print(f"| env only | {steps / env_s:.3g} | {over_env:.4f} |")
+    print(
+        f"driver, {args.driver_iterations} iterations at one per chunk: "
+        f"{timing['seconds_in_compiled_code']:.2f} s compiled, "
+        f"{timing['seconds_outside_compiled_code']:.3f} s outside -> "
+        f"{100 * share:.2f} % outside (target < {100 * OUTSIDE_TARGET:.0f} %: "
+        f"{'met' if share < OUTSIDE_TARGET else 'NOT met'})"
+    )
+    if args.json is not None:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
