@@ -676,7 +676,7 @@ class Shaping:
             (_, metrics), grads = jax.value_and_grad(self.meta_loss, has_aux=True)(
                 params, *batch
             )
-            metrics["grad_norm"] = optax.global_norm(grads)
+            metrics["grad_norm"] = optax.tree.norm(grads)
             updates, opt_state = self.meta_optimiser.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), metrics
 
