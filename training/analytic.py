@@ -56,6 +56,7 @@ import optax
 
 from dilemmas.agents.strategies import memory_one
 from dilemmas.envs import exact_ipd
+from dilemmas.training.configs import check_choices, check_ints, is_number
 
 #: Logit of "pure defection" (COALA-PG Fig. 9): ``log 0.01``, probability 0.0099.
 DEFECTION_LOGIT = math.log(0.01)
@@ -263,16 +264,6 @@ def lola_dice_objective(
 # Configuration
 
 
-def _is_int(x: Any) -> bool:
-    return isinstance(x, int | np.integer) and not isinstance(x, bool)
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, int | float | np.integer | np.floating) and not isinstance(
-        x, bool
-    )
-
-
 @dataclass(frozen=True)
 class AnalyticConfig:
     """Every hyperparameter of an analytic-IPD run, validated on construction.
@@ -342,46 +333,46 @@ class AnalyticConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if not _is_number(self.gamma) or not 0.0 <= self.gamma < 1.0:
+        if not is_number(self.gamma) or not 0.0 <= self.gamma < 1.0:
             raise ValueError(f"gamma must be a number in [0, 1), got {self.gamma!r}")
         payoffs = tuple(self.payoffs) if not isinstance(self.payoffs, str) else ()
         if len(payoffs) != 4 or not all(
-            _is_number(x) and math.isfinite(x) for x in payoffs
+            is_number(x) and math.isfinite(x) for x in payoffs
         ):
             raise ValueError(
                 "payoffs must be four finite numbers (R, S, T, P), got "
                 f"{self.payoffs!r}"
             )
         object.__setattr__(self, "payoffs", tuple(float(x) for x in payoffs))
-        for field, allowed in (
-            ("value_scale", VALUE_SCALES),
-            ("objective", OBJECTIVES),
-            ("naive_init", NAIVE_INITS),
-            ("optimiser", OPTIMISERS),
-            ("vs_meta_horizon", VS_META_HORIZONS),
-            ("init", INITS),
-        ):
-            value = getattr(self, field)
-            if value not in allowed:
-                raise ValueError(f"{field} must be one of {allowed}, got {value!r}")
+        check_choices(
+            self,
+            {
+                "value_scale": VALUE_SCALES,
+                "objective": OBJECTIVES,
+                "naive_init": NAIVE_INITS,
+                "optimiser": OPTIMISERS,
+                "vs_meta_horizon": VS_META_HORIZONS,
+                "init": INITS,
+            },
+        )
         for field in ("eta_naive", "naive_init_scale", "init_scale", "weight_decay"):
             value = getattr(self, field)
-            if not _is_number(value) or not value >= 0.0:
+            if not is_number(value) or not value >= 0.0:
                 raise ValueError(f"{field} must be a number >= 0, got {value!r}")
-        if not _is_number(self.eta_meta) or not self.eta_meta > 0.0:
+        if not is_number(self.eta_meta) or not self.eta_meta > 0.0:
             raise ValueError(f"eta_meta must be a number > 0, got {self.eta_meta!r}")
-        for field, low in (
-            ("num_naive_steps", 0),
-            ("meta_batch", 1),
-            ("iterations", 1),
-            ("pool_size", 1),
-            ("num_seeds", 1),
-            ("seed", 0),
-        ):
-            value = getattr(self, field)
-            if not _is_int(value) or value < low:
-                raise ValueError(f"{field} must be an int >= {low}, got {value!r}")
-        if not _is_number(self.p_naive) or not 0.0 <= self.p_naive <= 1.0:
+        check_ints(
+            self,
+            {
+                "num_naive_steps": 0,
+                "meta_batch": 1,
+                "iterations": 1,
+                "pool_size": 1,
+                "num_seeds": 1,
+                "seed": 0,
+            },
+        )
+        if not is_number(self.p_naive) or not 0.0 <= self.p_naive <= 1.0:
             raise ValueError(f"p_naive must be in [0, 1], got {self.p_naive!r}")
         if self.p_naive < 1.0 and self.pool_size < 2:
             raise ValueError(

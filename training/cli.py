@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-
 #: What `dilemmas train` runs without a PRESET: a few minutes on a 2-core CPU.
 DEFAULT_PRESET = "quickstart"
 

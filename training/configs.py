@@ -12,6 +12,9 @@ directory), without knowing any particular config:
   anything is compiled.
 * :func:`config_to_json` and :func:`config_from_json` convert a config to plain
   JSON values and back (tuples become lists, nested dataclasses become objects).
+* :func:`check_choices`, :func:`check_ints` and the predicates :func:`is_int`,
+  :func:`is_number` are the shared pieces of the configs' ``__post_init__``
+  validation, so every config words its errors alike.
 
 Value syntax by annotated type: ``int`` (``20``, ``1_000``), ``float`` (``0.01``,
 ``1e-3``), ``bool`` (``true``/``false``/``1``/``0``/``yes``/``no``), ``str`` (as
@@ -35,6 +38,34 @@ import numpy as np
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 _NONE = frozenset({"none", "null"})
+
+
+def is_int(x: Any) -> bool:
+    """An integer that is not a bool (numpy integers included)."""
+    return isinstance(x, int | np.integer) and not isinstance(x, bool)
+
+
+def is_number(x: Any) -> bool:
+    """A real number that is not a bool (numpy scalars included)."""
+    return isinstance(x, int | float | np.integer | np.floating) and not isinstance(
+        x, bool
+    )
+
+
+def check_choices(config: Any, allowed: Mapping[str, Iterable[Any]]) -> None:
+    """Raise ``ValueError`` unless each ``config.<field>`` is one of its choices."""
+    for field, choices in allowed.items():
+        value = getattr(config, field)
+        if value not in tuple(choices):
+            raise ValueError(f"{field} must be one of {tuple(choices)}, got {value!r}")
+
+
+def check_ints(config: Any, lower_bounds: Mapping[str, int]) -> None:
+    """Raise ``ValueError`` unless each ``config.<field>`` is an int >= its bound."""
+    for field, low in lower_bounds.items():
+        value = getattr(config, field)
+        if not is_int(value) or value < low:
+            raise ValueError(f"{field} must be an int >= {low}, got {value!r}")
 
 
 def _check_dataclass_instance(config: Any) -> None:

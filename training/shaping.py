@@ -56,6 +56,7 @@ import optax
 from dilemmas.agents.networks import GRUPolicy, HawkPolicy, MLPPolicy, TabularPolicy
 from dilemmas.envs import make as make_env
 from dilemmas.training import estimators, losses
+from dilemmas.training.configs import check_choices, check_ints, is_number
 
 ESTIMATORS = ("coala", "mfos", "batch_unaware")
 NETWORKS = ("hawk", "gru", "mlp", "tabular")
@@ -67,16 +68,6 @@ _GAE = {
     "mfos": estimators.mfos_gae,
     "batch_unaware": estimators.batch_unaware_gae,
 }
-
-
-def _is_int(x: Any) -> bool:
-    return isinstance(x, int | np.integer) and not isinstance(x, bool)
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, int | float | np.integer | np.floating) and not isinstance(
-        x, bool
-    )
 
 
 @dataclass(frozen=True)
@@ -172,36 +163,22 @@ class ShapingConfig:
     eval_meta_batch: int = 64
 
     def __post_init__(self):
-        for field, allowed in (
-            ("estimator", ESTIMATORS),
-            ("network", NETWORKS),
-            ("algorithm", ALGORITHMS),
-            ("naive_optimiser", NAIVE_OPTIMISERS),
-        ):
-            value = getattr(self, field)
-            if value not in allowed:
-                raise ValueError(f"{field} must be one of {allowed}, got {value!r}")
-        for field, low in (
-            ("hidden", 1),
-            ("iterations", 1),
-            ("meta_batch", 1),
-            ("batch", 1),
-            ("num_inner_episodes", 1),
-            ("inner_episode_length", 1),
-            ("pool_size", 1),
-            ("naive_pool_size", 1),
-            ("num_seeds", 1),
-            ("seed", 0),
-            ("ppo_epochs", 1),
-            ("ppo_minibatches", 1),
-            ("eval_meta_batch", 1),
-        ):
-            value = getattr(self, field)
-            if not _is_int(value) or value < low:
-                raise ValueError(f"{field} must be an int >= {low}, got {value!r}")
+        check_choices(
+            self,
+            {
+                "estimator": ESTIMATORS,
+                "network": NETWORKS,
+                "algorithm": ALGORITHMS,
+                "naive_optimiser": NAIVE_OPTIMISERS,
+            },
+        )
+        positive = ("hidden", "iterations", "meta_batch", "batch", "pool_size")
+        positive += ("num_inner_episodes", "inner_episode_length", "naive_pool_size")
+        positive += ("num_seeds", "ppo_epochs", "ppo_minibatches", "eval_meta_batch")
+        check_ints(self, {"seed": 0, **dict.fromkeys(positive, 1)})
         for field in ("p_naive", "gamma", "lambda_td", "lambda_gae", "naive_gamma"):
             value = getattr(self, field)
-            if not _is_number(value) or not 0.0 <= value <= 1.0:
+            if not is_number(value) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"{field} must be a number in [0, 1], got {value!r}")
         for field in (
             "lr",
@@ -214,7 +191,7 @@ class ShapingConfig:
             "naive_reward_scale",
         ):
             value = getattr(self, field)
-            if not _is_number(value) or not (value > 0.0 and math.isfinite(value)):
+            if not is_number(value) or not (value > 0.0 and math.isfinite(value)):
                 raise ValueError(f"{field} must be a finite number > 0, got {value!r}")
         for field in (
             "value_coef",
@@ -223,7 +200,7 @@ class ShapingConfig:
             "naive_entropy_coef",
         ):
             value = getattr(self, field)
-            if not _is_number(value) or not (value >= 0.0 and math.isfinite(value)):
+            if not is_number(value) or not (value >= 0.0 and math.isfinite(value)):
                 raise ValueError(f"{field} must be a finite number >= 0, got {value!r}")
         if self.p_naive < 1.0 and self.pool_size < 2:
             raise ValueError(
@@ -1041,9 +1018,7 @@ for _estimator, _suffix in (
     PRESETS[f"ipd-mixed-cpu{_suffix}"] = _MIXED_CPU.replace(
         name=f"ipd-mixed-cpu{_suffix}", estimator=_estimator
     )
-PRESETS["ipd-meta-pool-cpu"] = _MIXED_CPU.replace(
-    name="ipd-meta-pool-cpu", p_naive=0.0
-)
+PRESETS["ipd-meta-pool-cpu"] = _MIXED_CPU.replace(name="ipd-meta-pool-cpu", p_naive=0.0)
 # The default of `dilemmas train` (the README's first command): COALA shaping naive
 # learners with B = 8 and M = 10, two seeds, about two minutes on two CPU cores.
 PRESETS["quickstart"] = _CPU.replace(

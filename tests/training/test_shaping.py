@@ -377,9 +377,10 @@ def test_a_killed_shaping_run_resumes_to_the_same_parameters(tmp_path, monkeypat
 def test_coala_learns_to_extort_naive_learners_on_the_sampled_ipd():
     """COALA-PG §8 row 11 at the quickstart scale (about 1.5 minutes on 2 cores):
     the learning-aware agent ends well above what the naive learners get, and they
-    cooperate while it mostly defects. (At this scale some seeds reach about 1 per
-    step, others settle near 0.6 exploiting naive cooperation; docs/results.md.) Mutual cooperation pays 1 per step and mutual
-    defection 0 (COALA payoffs), so the gap is unfair cooperation, not defection."""
+    cooperate while it mostly defects. Mutual cooperation pays 1 per step and mutual
+    defection 0 (COALA payoffs), so the gap is unfair cooperation, not defection.
+    At this scale some seeds reach about 1 per step, others settle near 0.6
+    exploiting naive cooperation (docs/results.md)."""
     cfg = PRESETS["quickstart"].replace(num_seeds=1)
     _, metrics = jax.jit(make_train(cfg))(jax.random.key(0))
     last = {name: float(np.mean(value[-10:])) for name, value in metrics.items()}
