@@ -12,7 +12,8 @@ One training iteration, compiled end to end (spec ``coala_pg.md`` §4):
    agent's recurrent state runs across inner episodes (reset only at the start of
    the meta-trajectory); a naive opponent's state resets every inner episode and,
    at every inner-episode boundary, the opponent takes one A2C step
-   (:func:`naive_update`: Monte-Carlo returns, no bootstrapping) on the ``B``
+   (:class:`dilemmas.agents.naive.A2CLearner`: Monte-Carlo returns, no
+   bootstrapping) on the ``B``
    episodes just played, with its own optimiser state. A meta opponent keeps its
    long context and does not learn.
 3. **Advantages.** Against naive opponents the configured estimator (COALA-GAE,
@@ -53,6 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from dilemmas.agents.naive import A2CLearner, first_step_resets
 from dilemmas.agents.networks import GRUPolicy, HawkPolicy, MLPPolicy, TabularPolicy
 from dilemmas.envs import make as make_env
 from dilemmas.training import estimators, losses
@@ -311,21 +313,6 @@ class MetaEpisode(NamedTuple):
     naive_loss: jax.Array  # [M] the naive opponent's loss at each boundary
 
 
-def _discounted_returns(rewards: jax.Array, gamma: float) -> jax.Array:
-    """Monte-Carlo returns of time-major ``[T, ...]`` rewards (episode ends at T)."""
-
-    def step(acc, r_t):
-        acc = r_t + gamma * acc
-        return acc, acc
-
-    _, returns = jax.lax.scan(step, jnp.zeros_like(rewards[0]), rewards, reverse=True)
-    return returns
-
-
-def _first_step_resets(length: int, batch: int) -> jax.Array:
-    return jnp.zeros((length, batch), bool).at[0].set(True)
-
-
 # --------------------------------------------------------------------------------------
 # The algorithm
 
@@ -348,7 +335,15 @@ class Shaping:
         self.obs_shape = tuple(self.env.observation_space().shape)
         self.net = make_network(cfg, self.num_actions)
         self.meta_optimiser = make_meta_optimiser(cfg)
-        self.naive_optimiser = make_naive_optimiser(cfg)
+        self.naive = A2CLearner(
+            net=self.net,
+            optimiser=make_naive_optimiser(cfg),
+            reward_scale=cfg.naive_reward_scale,
+            gamma=cfg.naive_gamma,
+            value_coef=cfg.naive_value_coef,
+            entropy_coef=cfg.naive_entropy_coef,
+            normalize_advantages=cfg.naive_normalize_advantages,
+        )
         self.mesh = _batch_mesh(cfg.meta_batch)
 
     # ---- initialisation -------------------------------------------------------------
@@ -372,54 +367,6 @@ class Shaping:
             key=key,
             iteration=jnp.zeros((), jnp.int32),
         )
-
-    # ---- the naive learner ----------------------------------------------------------
-
-    def naive_loss(
-        self, params: Any, obs: jax.Array, actions: jax.Array, rewards: jax.Array
-    ) -> tuple[jax.Array, dict[str, jax.Array]]:
-        """A2C loss of a naive learner on ``B`` episodes, time-major ``[T, B, ...]``.
-
-        Monte-Carlo returns (no bootstrapping), the state reset at the first step.
-        """
-        cfg = self.cfg
-        T, B = actions.shape
-        returns = _discounted_returns(rewards * cfg.naive_reward_scale, cfg.naive_gamma)
-        _, out = self.net.apply(
-            params,
-            self.net.initial_state((B,)),
-            obs,
-            _first_step_resets(T, B),
-            method="unroll",
-        )
-        advantages = returns - out.value
-        if cfg.naive_normalize_advantages:
-            advantages = losses.normalize_advantages(advantages)
-        dist = distrax.Categorical(logits=out.logits)
-        return losses.a2c_loss(
-            dist.log_prob(actions),
-            advantages,
-            out.value,
-            returns,
-            dist.entropy(),
-            value_coef=cfg.naive_value_coef,
-            entropy_coef=cfg.naive_entropy_coef,
-        )
-
-    def naive_update(
-        self,
-        params: Any,
-        opt_state: Any,
-        obs: jax.Array,
-        actions: jax.Array,
-        rewards: jax.Array,
-    ) -> tuple[Any, Any, jax.Array]:
-        """One A2C step of a naive learner on the ``B`` inner episodes just played."""
-        grads, metrics = jax.grad(self.naive_loss, has_aux=True)(
-            params, obs, actions, rewards
-        )
-        updates, opt_state = self.naive_optimiser.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, metrics["total_loss"]
 
     # ---- rollouts -------------------------------------------------------------------
 
@@ -476,7 +423,7 @@ class Shaping:
                 (env_state, obs, ego_h, opp_h),
                 (jnp.arange(T), jax.random.split(k_steps, T)),
             )  # traj leaves [T, B, ...]
-            new_opp, new_opt, naive_loss = self.naive_update(
+            new_opp, new_opt, naive_metrics = self.naive.update(
                 opp,
                 opp_opt,
                 traj.obs[:, :, 1],
@@ -485,11 +432,12 @@ class Shaping:
             )
             opp = _select(opp_is_naive, new_opp, opp)
             opp_opt = _select(opp_is_naive, new_opt, opp_opt)
+            naive_loss = naive_metrics["total_loss"]
             return (opp, opp_opt, ego_h, opp_h, key), (traj, naive_loss)
 
         carry = (
             opp_params,
-            self.naive_optimiser.init(opp_params),
+            self.naive.optimiser.init(opp_params),
             net.initial_state((B,)),
             net.initial_state((B,)),
             key,
@@ -590,7 +538,7 @@ class Shaping:
             params,
             self.net.initial_state((S,)),
             jnp.swapaxes(obs, 0, 1),
-            _first_step_resets(L, S),
+            first_step_resets(L, S),
             method="unroll",
         )
         logits = jnp.swapaxes(out.logits, 0, 1)

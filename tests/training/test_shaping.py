@@ -142,9 +142,9 @@ def test_naive_a2c_step_matches_hand_computed_policy_gradient():
     obs = np.eye(5, dtype=np.float32)[states]
     actions = rng.integers(0, 2, size=(T, B))
     rewards = rng.normal(size=(T, B)).astype(np.float32)
-    new_params, _, _ = algo.naive_update(
+    new_params, _, _ = algo.naive.update(
         params,
-        algo.naive_optimiser.init(params),
+        algo.naive.optimiser.init(params),
         jnp.asarray(obs),
         jnp.asarray(actions),
         jnp.asarray(rewards),
