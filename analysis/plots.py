@@ -220,6 +220,48 @@ def learning_curves(
     return _save(fig, path)
 
 
+def comparison(
+    curves: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]],
+    path: str | Path | None = None,
+    *,
+    title: str | None = None,
+    ncols: int = 3,
+) -> Figure:
+    """One panel per metric, one line per group of runs (e.g. per estimator).
+
+    Args:
+      curves: metric -> group label -> ``(iterations [N], values [N, seeds])``,
+        agents already averaged.
+      path: where to save the PNG (``None``: do not save).
+      title: figure title; the band kind is appended.
+      ncols: panels per row.
+
+    Raises:
+      ValueError: no metrics, or a series of the wrong shape.
+    """
+    if not curves:
+        raise ValueError("comparison needs at least one metric")
+    fig = _new_figure(len(curves), ncols)
+    kinds = set()
+    for ax, (name, groups) in zip(
+        _grid_of_axes(fig, len(curves), ncols), curves.items(), strict=True
+    ):
+        for index, (label, (x, values)) in enumerate(groups.items()):
+            x = np.asarray(x)
+            values = _check_series(f"{name} of {label}", values, len(x))
+            kinds.add(_banded_line(ax, x, values, label, _color(index)))
+        ax.legend(fontsize="small")
+        ax.set_title(name)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(unit_label(name))
+        ax.grid(alpha=0.3)
+    fig.suptitle(
+        f"{title or 'Comparison'}\nmean over seeds; band: "
+        f"{' / '.join(sorted(kinds))} over seeds"
+    )
+    return _save(fig, path)
+
+
 def convex_hull(points: np.ndarray) -> np.ndarray:
     """Vertices of the convex hull of ``[n, 2]`` points, counter-clockwise.
 

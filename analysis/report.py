@@ -926,6 +926,59 @@ class _Writer:
             )
             self.final_values(group)
 
+    def comparison(self) -> None:
+        """Outcome metrics shared by several groups, overlaid (several groups only)."""
+        if len(self.groups) < 2:
+            return
+        names = sorted({name for group in self.groups for name in group.metrics})
+        names = [
+            name
+            for name in names
+            if not _is_diagnostic(name)
+            and sum(name in group.metrics for group in self.groups) >= 2
+        ]
+        if not names:
+            return
+        self.doc.heading(2, "Comparison")
+        curves = {
+            name: {
+                group.label: (group.iterations, _agent_mean(group.metrics[name]))
+                for group in self.groups
+                if name in group.metrics
+            }
+            for name in names
+        }
+        path = self.figures / "comparison.png"
+        self.plots.comparison(curves, path, title="Comparison of the groups")
+        self.doc.image(
+            "figures/comparison.png",
+            "Outcome metrics of every group that logs them: mean over seeds (pool "
+            "agents averaged first), band over seeds.",
+        )
+        rows = []
+        for name in names:
+            for label, (_, values) in curves[name].items():
+                tail = values[-max(1, len(values) // 10) :]
+                per_seed = _nanmean(tail, axis=0)
+                finite = per_seed[np.isfinite(per_seed)]
+                if not len(finite):
+                    continue
+                rows.append(
+                    [
+                        name,
+                        label,
+                        str(len(finite)),
+                        _fmt(float(np.mean(finite))),
+                        f"{_fmt(float(np.min(finite)))} to "
+                        f"{_fmt(float(np.max(finite)))}",
+                    ]
+                )
+        self.doc.text(
+            "Final values: per seed, the mean over the last 10% of iterations; then "
+            "the mean and range over seeds."
+        )
+        self.doc.table(["metric", "group", "seeds", "mean", "range over seeds"], rows)
+
     def final_values(self, group: Group) -> None:
         rows = []
         for name, values in group.metrics.items():
@@ -1262,6 +1315,7 @@ class _Writer:
         )
         self.runs()
         self.learning_curves()
+        self.comparison()
         self.payoff_space()
         self.conditional_cooperation()
         self.profiles()
@@ -1269,6 +1323,26 @@ class _Writer:
         self.grid()
         self.notes_section()
         return self.doc
+
+
+_DIAGNOSTIC = ("loss", "kl", "clip", "grad_norm", "entropy")
+
+
+def _is_diagnostic(name: str) -> bool:
+    """Optimisation diagnostics (losses, KL, clipping) rather than outcomes."""
+    return any(part in name for part in _DIAGNOSTIC)
+
+
+def _agent_mean(values: np.ndarray) -> np.ndarray:
+    """``[N, seeds(, agents)]`` -> ``[N, seeds]``, NaN-aware over agents."""
+    values = np.asarray(values, np.float64)
+    if values.ndim == 2:
+        return values
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(values)
+        total = np.where(finite, values, 0.0).sum(axis=2)
+        count = finite.sum(axis=2)
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 def _missing_states(vector: np.ndarray, first: int = 0) -> list[str]:

@@ -164,3 +164,21 @@ def test_analysis_imports_neither_pyplot_nor_training_code(tmp_path):
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_comparison_one_line_per_group(tmp_path):
+    x = np.arange(1, 5)
+    curves = {
+        "reward_vs_naive": {
+            "coala": (x, np.array([[0.1, 0.2]] * 4)),
+            "mfos": (x, np.array([[0.0, 0.1]] * 4)),
+        },
+        "naive_reward": {"coala": (x, np.zeros((4, 2)))},
+    }
+    fig = plots.comparison(curves, tmp_path / "cmp.png")
+    first = fig.axes[0]
+    assert [line.get_label() for line in first.get_lines()] == ["coala", "mfos"]
+    np.testing.assert_allclose(first.get_lines()[0].get_ydata(), 0.15)
+    assert_png(tmp_path / "cmp.png")
+    with pytest.raises(ValueError, match="reward_vs_naive of bad"):
+        plots.comparison({"reward_vs_naive": {"bad": (x, np.zeros(3))}})

@@ -308,9 +308,19 @@ def test_folder_groups_seeds_and_separates_configs(tmp_path):
         == 5
     )
     pngs = sorted(p.name for p in (report.parent / "figures").glob("*.png"))
+    assert "comparison.png" in pngs
+    pngs.remove("comparison.png")
     assert len(pngs) == 8 and all(p.startswith(("01-", "02-")) for p in pngs)
-    for png in pngs:
+    for png in [*pngs, "comparison.png"]:
         assert_png(report.parent / "figures" / png)
+    # The comparison overlays outcome metrics (not losses) across the two groups.
+    assert "## Comparison" in text
+    rows = table_rows(text, "reward_vs_naive")
+    lr05 = [row for row in rows if "lr=0.5" in row[1]]
+    # lr 0.5 run, 2 seeds: agents (0.1 it + s, 0.2 it + s) average 0.15 it + s; the
+    # last 10% of 6 iterations is iteration 6: 0.9 and 1.9 -> mean 1.4.
+    assert lr05 and lr05[0][2:] == ["2", "1.4", "0.9 to 1.9"]
+    assert not table_rows(text.split("## Comparison")[1].split("##")[0], "total_loss")
 
 
 def test_killed_run_is_analysed_up_to_its_last_complete_line(tmp_path):
