@@ -640,8 +640,12 @@ class Shaping:
         )
         metrics = dict(loss_metrics)
         metrics.update(self.play_metrics(episodes, is_naive))
-        metrics["naive_loss"] = _masked_mean(
-            jnp.mean(episodes.naive_loss, axis=-1), is_naive
+        naive_loss = jnp.mean(episodes.naive_loss, axis=-1)  # [N, E]
+        metrics["naive_loss"] = _masked_mean(naive_loss, is_naive)
+        # Always defined (0 without naive opponents), non-finite if any naive
+        # learner's loss is: the finiteness check of the naive learners.
+        metrics["naive_loss_max"] = jnp.max(
+            jnp.where(is_naive, jnp.abs(naive_loss), 0.0), axis=-1
         )
         new_state = ShapingState(
             params=params,
@@ -755,7 +759,14 @@ class ShapingExperiment:
         self.config = config
         self.algo = Shaping(config)
         self.iterations = config.iterations
-        self.loss_metrics = ("total_loss", "policy_loss", "value_loss", "naive_loss")
+        # naive_loss is undefined (NaN) in an iteration without naive opponents;
+        # naive_loss_max is its always-defined stand-in for the finiteness check.
+        self.loss_metrics = (
+            "total_loss",
+            "policy_loss",
+            "value_loss",
+            "naive_loss_max",
+        )
         progress = []
         if config.p_naive > 0.0:
             progress += ["reward_vs_naive", "naive_reward"]

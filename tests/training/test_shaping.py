@@ -265,6 +265,21 @@ def test_update_is_deterministic_and_reports_per_agent_metrics():
     )
 
 
+def test_pure_meta_pool_keeps_every_loss_metric_finite():
+    """Without naive opponents the naive metrics are undefined (NaN), but every
+    metric the driver checks for finiteness is defined."""
+    cfg = ShapingConfig(
+        **{**TINY, "network": "tabular", "pool_size": 2, "p_naive": 0.0}
+    )
+    exp = cfg.experiment()
+    _, metrics = jax.jit(exp.update)(exp.init(jax.random.key(0)))
+    for name in exp.loss_metrics:
+        assert np.all(np.isfinite(np.asarray(metrics[name]))), name
+    assert np.all(np.isnan(np.asarray(metrics["naive_loss"])))
+    assert "reward_vs_naive" not in metrics
+    np.testing.assert_array_equal(metrics["naive_loss_max"], 0.0)
+
+
 def test_make_train_scans_iterations():
     cfg = ShapingConfig(network="tabular", **TINY)
     state, metrics = jax.jit(make_train(cfg))(jax.random.key(0))
