@@ -457,6 +457,7 @@ class Shaping:
         opp_is_naive: jax.Array,
         opp_index: jax.Array,
         keys: jax.Array,
+        shard: bool = True,
     ) -> MetaEpisode:
         """Meta-episodes of every meta agent against its drawn opponents.
 
@@ -466,13 +467,16 @@ class Shaping:
           opp_is_naive: ``[N, E]`` bool.
           opp_index: ``[N, E]`` int32, into the naive pool or the meta pool.
           keys: ``[N, E]`` keys.
+          shard: split ``E`` over the devices (``False`` for any other ``E``,
+            e.g. the evaluation's meta-batch).
 
         Returns:
           :class:`MetaEpisode` with leaves ``[N, E, B, M*T, ...]``.
         """
-        opp_is_naive, opp_index, keys = (
-            self._shard(x) for x in (opp_is_naive, opp_index, keys)
-        )
+        if shard:
+            opp_is_naive, opp_index, keys = (
+                self._shard(x) for x in (opp_is_naive, opp_index, keys)
+            )
 
         def opponent(is_naive, index):
             naive = jax.tree.map(lambda x: x[index], naive_params)
@@ -817,8 +821,13 @@ def _evaluation_rollouts(algo: Shaping, state: ShapingState, key: jax.Array):
     k_naive, k_meta, k_index = jax.random.split(key, 3)
     naive_index = jax.random.randint(k_index, (N, E), 0, cfg.naive_pool_size)
     keys = jax.random.split(k_naive, N * E).reshape(N, E)
-    vs_naive = _play_unsharded(
-        algo, state, jnp.ones((N, E), bool), naive_index.astype(jnp.int32), keys
+    vs_naive = algo.play(
+        state.params,
+        state.naive_params,
+        jnp.ones((N, E), bool),
+        naive_index.astype(jnp.int32),
+        keys,
+        shard=False,
     )
     vs_meta = None
     if N > 1:
@@ -827,22 +836,16 @@ def _evaluation_rollouts(algo: Shaping, state: ShapingState, key: jax.Array):
         index = (jnp.arange(N)[:, None] + 1 + jnp.arange(N - 1)[None]) % N
         index = jnp.repeat(index, per_pair, axis=1).astype(jnp.int32)
         keys = jax.random.split(k_meta, N * index.shape[1]).reshape(index.shape)
-        vs_meta = (
-            _play_unsharded(algo, state, jnp.zeros(index.shape, bool), index, keys),
+        episodes = algo.play(
+            state.params,
+            state.naive_params,
+            jnp.zeros(index.shape, bool),
             index,
+            keys,
+            shard=False,
         )
+        vs_meta = episodes, index
     return vs_naive, vs_meta
-
-
-def _play_unsharded(algo, state, is_naive, index, keys):
-    def opponent(is_naive, i):
-        naive = jax.tree.map(lambda x: x[i], state.naive_params)
-        meta = jax.tree.map(lambda x: x[i], state.params)
-        return _select(is_naive, naive, meta)
-
-    opponents = jax.vmap(jax.vmap(opponent))(is_naive, index)
-    per_agent = jax.vmap(algo.meta_episode, in_axes=(None, 0, 0, 0))
-    return jax.vmap(per_agent)(state.params, opponents, is_naive, keys)
 
 
 def evaluate(algo: Shaping, state: ShapingState, seed: int = 12345) -> dict[str, Any]:
