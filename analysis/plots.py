@@ -28,6 +28,7 @@ import re
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from matplotlib import colormaps
@@ -131,7 +132,14 @@ def _save(fig: Figure, path: str | Path | None) -> Figure:
     return fig
 
 
-def _banded_line(ax, x: np.ndarray, values: np.ndarray, label: str | None, color):
+def _banded_line(
+    ax,
+    x: np.ndarray,
+    values: np.ndarray,
+    label: str | None,
+    color,
+    linestyle: str = "-",
+):
     """Mean line and seed band of ``values`` ``[len(x), seeds]``; returns the kind.
 
     Points where every seed is NaN are left out and the line joins the defined
@@ -142,7 +150,14 @@ def _banded_line(ax, x: np.ndarray, values: np.ndarray, label: str | None, color
     x, mean, low, high = x[defined], mean[defined], low[defined], high[defined]
     marker = "o" if 0 < len(x) <= _MARKER_MAX_POINTS else None
     ax.plot(
-        x, mean, color=color, label=label, linewidth=1.6, marker=marker, markersize=3
+        x,
+        mean,
+        color=color,
+        label=label,
+        linewidth=1.6,
+        linestyle=linestyle,
+        marker=marker,
+        markersize=3,
     )
     if values.shape[1] > 1:
         ax.fill_between(x, low, high, color=color, alpha=0.25, linewidth=0)
@@ -220,6 +235,76 @@ def learning_curves(
     return _save(fig, path)
 
 
+class Line(NamedTuple):
+    """One line of :func:`line_panels`: a seed mean with its band.
+
+    Attributes:
+      x: ``[M]`` x positions.
+      values: ``[M, seeds]`` values, NaN where undefined.
+      color: colour index (``C0``, ``C1``, ...); ``None``: the line's position in
+        its panel.
+      linestyle: matplotlib line style (``"-"``, ``"--"``, ...).
+    """
+
+    x: np.ndarray
+    values: np.ndarray
+    color: int | None = None
+    linestyle: str = "-"
+
+
+def line_panels(
+    panels: Mapping[str, Mapping[str, Line | tuple[np.ndarray, np.ndarray]]],
+    path: str | Path | None = None,
+    *,
+    title: str,
+    xlabel: str = "iteration",
+    ylabel: str | None = None,
+    ncols: int = 3,
+) -> Figure:
+    """Small multiples: one panel per entry, labelled lines with seed bands.
+
+    Args:
+      panels: panel title -> line label -> :class:`Line` (or a plain ``(x,
+        values)`` pair, coloured by its position in the panel).
+      path: where to save the PNG (``None``: do not save).
+      title: figure title; the band kind is appended.
+      xlabel: x axis label of every panel.
+      ylabel: y axis label of every panel; default the :func:`unit_label` of the
+        panel title.
+      ncols: panels per row.
+
+    Raises:
+      ValueError: no panels, or a line whose values are not ``[len(x), seeds]``.
+    """
+    if not panels:
+        raise ValueError("line_panels needs at least one panel")
+    fig = _new_figure(len(panels), ncols)
+    kinds = set()
+    for ax, (name, lines) in zip(
+        _grid_of_axes(fig, len(panels), ncols), panels.items(), strict=True
+    ):
+        for index, (label, line) in enumerate(lines.items()):
+            line = Line(*line)
+            x = np.asarray(line.x)
+            values = _check_series(f"{name} of {label}", line.values, len(x))
+            if values.ndim != 2:
+                raise ValueError(
+                    f"line {label!r} of {name!r} must have shape [{len(x)}, seeds]; "
+                    f"got {values.shape}"
+                )
+            color = _color(index if line.color is None else line.color)
+            kinds.add(_banded_line(ax, x, values, label, color, line.linestyle))
+        ax.legend(fontsize="small")
+        ax.set_title(name)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel or unit_label(name))
+        ax.grid(alpha=0.3)
+    fig.suptitle(
+        f"{title}\nmean over seeds; band: {' / '.join(sorted(kinds))} over seeds"
+    )
+    return _save(fig, path)
+
+
 def comparison(
     curves: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]],
     path: str | Path | None = None,
@@ -241,25 +326,7 @@ def comparison(
     """
     if not curves:
         raise ValueError("comparison needs at least one metric")
-    fig = _new_figure(len(curves), ncols)
-    kinds = set()
-    for ax, (name, groups) in zip(
-        _grid_of_axes(fig, len(curves), ncols), curves.items(), strict=True
-    ):
-        for index, (label, (x, values)) in enumerate(groups.items()):
-            x = np.asarray(x)
-            values = _check_series(f"{name} of {label}", values, len(x))
-            kinds.add(_banded_line(ax, x, values, label, _color(index)))
-        ax.legend(fontsize="small")
-        ax.set_title(name)
-        ax.set_xlabel("iteration")
-        ax.set_ylabel(unit_label(name))
-        ax.grid(alpha=0.3)
-    fig.suptitle(
-        f"{title or 'Comparison'}\nmean over seeds; band: "
-        f"{' / '.join(sorted(kinds))} over seeds"
-    )
-    return _save(fig, path)
+    return line_panels(curves, path, title=title or "Comparison", ncols=ncols)
 
 
 def convex_hull(points: np.ndarray) -> np.ndarray:

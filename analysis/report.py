@@ -8,12 +8,19 @@ content as a page) with these sections:
 
 * **Runs**: path, preset, kind, status, iterations, seeds, wall time, headline;
 * **Learning curves**: every logged metric, mean over seeds with a seed band, and a
-  table of final values;
+  table of final values (several groups: a **Comparison** overlay of the outcome
+  metrics they share follows);
+* **Training curves per pairing** (co-player inference runs): learner vs learner
+  and learner vs fixed co-players, learner and co-player side by side;
 * **Payoff space**: the feasible payoff polygon of the game with each evaluated
   agent pair's outcome (per seed and mean);
 * **Conditional cooperation**: heatmap of P(C | s0, CC, CD, DC, DD) per agent;
 * **Within-meta-episode profiles**: ``evaluation.json``'s profiles per inner
   episode;
+* **Within-episode curves** (co-player inference runs): reward and cooperation per
+  round against each co-player, and a table of selected rounds;
+* **Best-response gap** (co-player inference runs): per round, the value given up
+  against the exact best response to random memory-one co-players;
 * **Extortion**: zero-determinant fits of every stored memory-one vector
   (:func:`dilemmas.analysis.extortion.zd_fit` and, for prisoner's dilemmas,
   :func:`~dilemmas.analysis.extortion.coala_zd_fit`);
@@ -21,8 +28,10 @@ content as a page) with these sections:
   hold such keys (grid games);
 * **Notes**: partial runs, undefined metrics, skipped fits, unreadable runs.
 
-A section without data says so in one line (except Grid panels, which appear only
-for grid games).
+A section without data says so in one line, except Grid panels, which appear only
+for grid games, and the co-player inference sections
+(:mod:`~dilemmas.analysis.report_coplayer`), which appear only for runs of kind
+``"coplayer"`` or runs holding their data.
 
 Several runs: a path without ``config.json`` is a folder searched recursively for
 run directories. Runs are grouped by preset and resolved config without ``seed``;
@@ -33,7 +42,8 @@ own figures.
 The work is split by responsibility: :mod:`~dilemmas.analysis.report_runs` reads,
 finds and groups run directories, :mod:`~dilemmas.analysis.report_evaluation`
 pools their ``evaluation.json`` records, :mod:`~dilemmas.analysis.report_sections`
-writes the sections and :mod:`~dilemmas.analysis.report_document` renders them as
+writes the sections (:mod:`~dilemmas.analysis.report_coplayer` those of co-player
+inference runs) and :mod:`~dilemmas.analysis.report_document` renders them as
 Markdown and HTML; this module is the entry point and re-exports the public names.
 
 Bad input: a missing ``config.json``, an unknown ``format_version``, or nothing to
@@ -64,7 +74,11 @@ from dilemmas.analysis.report_runs import (
     read_config,
     read_evaluation,
 )
-from dilemmas.analysis.report_sections import SECTIONS, ReportWriter
+from dilemmas.analysis.report_sections import (
+    OPTIONAL_SECTIONS,
+    SECTIONS,
+    ReportWriter,
+)
 
 
 def write_report(
@@ -139,6 +153,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 __all__ = [
     "INCOMPLETE",
+    "OPTIONAL_SECTIONS",
     "SECTIONS",
     "STATES",
     "SUPPORTED_FORMAT_VERSIONS",

@@ -54,7 +54,25 @@ def payoff_table(evaluation: Mapping[str, Any] | None) -> np.ndarray | None:
 
 @dataclass
 class PooledEvaluation:
-    """A group's evaluation records, seeds concatenated over runs."""
+    """A group's evaluation records, seeds concatenated over runs.
+
+    Attributes:
+      game: the first run's ``game`` entry.
+      pairs: ``"row vs col"`` -> ``"reward"`` / ``"cooperation"`` -> ``[seeds, 2]``.
+      memory_one: agent -> (``[seeds, 5]`` vectors, ``"<run> seed <i>"`` labels).
+      profiles: series -> ``[seeds, M]`` within-meta-episode profiles.
+      profiles_x: their x axis label.
+      grid: series -> ``[seeds, M]`` grid-game evaluation panels.
+      grid_x: their x axis label.
+      within_episode: panel (``"learner_0 vs allc"``) -> series -> ``[seeds, T]``.
+      within_episode_x: their x axis label.
+      best_response_gap: learner -> ``[seeds, T]`` gap per round.
+      best_response_total: learner -> ``[seeds]`` gap summed over rounds.
+      best_response_value: ``[seeds]`` mean value of the exact best response.
+      best_response_x: the gap's x axis label.
+      best_response_co_players: the co-players the gap was measured against.
+      runs: runs with an ``evaluation.json``.
+    """
 
     game: Mapping[str, Any] | None = None
     pairs: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
@@ -63,6 +81,13 @@ class PooledEvaluation:
     profiles_x: str = "inner episode"
     grid: dict[str, np.ndarray] = field(default_factory=dict)
     grid_x: str = "episode"
+    within_episode: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    within_episode_x: str = "round"
+    best_response_gap: dict[str, np.ndarray] = field(default_factory=dict)
+    best_response_total: dict[str, np.ndarray] = field(default_factory=dict)
+    best_response_value: np.ndarray | None = None
+    best_response_x: str = "round"
+    best_response_co_players: list[str] = field(default_factory=list)
     runs: int = 0
 
 
@@ -114,8 +139,70 @@ def pool_evaluation(group: Group) -> PooledEvaluation:
             series = block.get("series")
             if isinstance(series, Mapping):
                 for name, values in series.items():
-                    target[name] = _concat(target.get(name), _rows(values))
+                    _add_series(target, name, values)
+        _pool_within_episode(pooled, evaluation.get("within_episode"))
+        _pool_best_response_gap(pooled, evaluation.get("best_response_gap"))
     return pooled
+
+
+def _add_series(target: dict[str, np.ndarray], name: str, values: Any) -> None:
+    """Append the per-seed rows of a JSON series to ``target[name]``; a series
+    without rows (``null``, not a list) is left out."""
+    rows = _rows(values)
+    if rows.size:
+        target[name] = _concat(target.get(name), rows)
+
+
+def _values(values: Any) -> np.ndarray:
+    """A JSON list of per-seed numbers as ``float[seeds]`` (null -> NaN)."""
+    if not isinstance(values, list):
+        return np.zeros((0, 1))
+    return np.array([[_as_float(x)] for x in values], np.float64).reshape(-1, 1)
+
+
+def _pool_within_episode(pooled: PooledEvaluation, block: Any) -> None:
+    if not isinstance(block, Mapping):
+        return
+    if isinstance(block.get("x"), str):
+        pooled.within_episode_x = block["x"]
+    panels = block.get("panels")
+    if not isinstance(panels, Mapping):
+        return
+    for panel, series in panels.items():
+        if not isinstance(series, Mapping):
+            continue
+        target = pooled.within_episode.setdefault(panel, {})
+        for name, values in series.items():
+            _add_series(target, name, values)
+        if not target:
+            del pooled.within_episode[panel]
+
+
+def _pool_best_response_gap(pooled: PooledEvaluation, block: Any) -> None:
+    if not isinstance(block, Mapping):
+        return
+    if isinstance(block.get("x"), str):
+        pooled.best_response_x = block["x"]
+    co_player = block.get("co_player")
+    if isinstance(co_player, str) and co_player not in pooled.best_response_co_players:
+        pooled.best_response_co_players.append(co_player)
+    series = block.get("series")
+    if isinstance(series, Mapping):
+        for learner, values in series.items():
+            _add_series(pooled.best_response_gap, learner, values)
+    totals = block.get("total")
+    if isinstance(totals, Mapping):
+        for learner, values in totals.items():
+            current = pooled.best_response_total.get(learner)
+            pooled.best_response_total[learner] = _concat(
+                None if current is None else current[:, None], _values(values)
+            )[:, 0]
+    if "best_response_value" in block:
+        current = pooled.best_response_value
+        pooled.best_response_value = _concat(
+            None if current is None else current[:, None],
+            _values(block["best_response_value"]),
+        )[:, 0]
 
 
 def agent_mean(values: np.ndarray) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 :class:`ReportWriter` turns groups of runs (:mod:`dilemmas.analysis.report_runs`)
 into a :class:`~dilemmas.analysis.report_document.Document` plus PNG figures, one
-method per section of :data:`SECTIONS`. Figures come from
+method per section of :data:`SECTIONS` (the co-player inference sections are
+functions of :mod:`dilemmas.analysis.report_coplayer`). Figures come from
 :mod:`dilemmas.analysis.plots`, imported when a writer is made (matplotlib is not
 needed to read run directories).
 """
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from dilemmas.analysis import report_coplayer
 from dilemmas.analysis.report_document import Document, fmt
 from dilemmas.analysis.report_evaluation import (
     STATES,
@@ -30,17 +32,29 @@ from dilemmas.analysis.report_evaluation import (
 )
 from dilemmas.analysis.report_runs import Group, Run, is_number, package_version
 
-#: Section headings of ``report.md``, in order (Grid panels only for grid games; a
-#: Comparison of the groups follows Learning curves when there are several).
+#: Section headings of ``report.md``, in order (those of :data:`OPTIONAL_SECTIONS`
+#: only for the runs they concern; a Comparison of the groups follows Learning
+#: curves when there are several).
 SECTIONS: tuple[str, ...] = (
     "Runs",
     "Learning curves",
+    "Training curves per pairing",
     "Payoff space",
     "Conditional cooperation",
     "Within-meta-episode profiles",
+    "Within-episode curves",
+    "Best-response gap",
     "Extortion",
     "Grid panels",
     "Notes",
+)
+#: Sections that appear only for some kinds of run: Grid panels for grid games, the
+#: others for co-player inference runs (:mod:`dilemmas.analysis.report_coplayer`).
+OPTIONAL_SECTIONS: tuple[str, ...] = (
+    "Training curves per pairing",
+    "Within-episode curves",
+    "Best-response gap",
+    "Grid panels",
 )
 
 
@@ -177,7 +191,11 @@ class ReportWriter:
                 index,
                 "learning_curves",
                 lambda path, g=group: self.plots.learning_curves(
-                    g.iterations, g.metrics, path, title=f"Learning curves: {g.label}"
+                    g.iterations,
+                    g.metrics,
+                    path,
+                    title=f"Learning curves: {g.label}",
+                    agent_names=_agent_names(g),
                 ),
                 f"Learning curves of {group.label}: mean over {group.num_seeds} "
                 f"seeds, band = {kind} over seeds. Rewards are per step on the "
@@ -217,8 +235,10 @@ class ReportWriter:
         rows = []
         for name in names:
             for label, (_, values) in curves[name].items():
-                tail = values[-max(1, len(values) // 10) :]
-                per_seed = nanmean(tail, axis=0)
+                # Iterations without a value (e.g. no fixed co-player drawn) do
+                # not count towards the last 10%.
+                defined = values[np.any(np.isfinite(values), axis=1)]
+                per_seed = nanmean(defined[-max(1, len(defined) // 10) :], axis=0)
                 finite = per_seed[np.isfinite(per_seed)]
                 if not len(finite):
                     continue
@@ -232,13 +252,14 @@ class ReportWriter:
                     ]
                 )
         self.doc.text(
-            "Final values: per seed, the mean over the last 10% of iterations; then "
-            "the mean and range over seeds."
+            "Final values: per seed, the mean over the last 10% of the iterations "
+            "where the metric is defined; then the mean and range over seeds."
         )
         self.doc.table(["metric", "group", "seeds", "mean", "range over seeds"], rows)
 
     def final_values(self, group: Group) -> None:
         rows = []
+        names = _agent_names(group)
         for name, values in group.metrics.items():
             agents = [None] if values.ndim == 2 else list(range(values.shape[2]))
             for agent in agents:
@@ -246,7 +267,7 @@ class ReportWriter:
                 defined = np.flatnonzero(np.any(np.isfinite(series), axis=1))
                 total = series.size
                 undefined = int(np.sum(np.isnan(series)))
-                label = "" if agent is None else f"agent {agent}"
+                label = "" if agent is None else names[agent]
                 if not len(defined):
                     rows.append([name, label, "n/a", "n/a", "n/a", "n/a"])
                     self.notes.append(
@@ -414,6 +435,12 @@ class ReportWriter:
             "vector (chi >= 1) and its squared distance (COALA-PG's loss). The first "
             "move (s0) is not used by either fit."
         )
+        if any(" (vs " in agent for ev in self.evaluations for agent in ev.memory_one):
+            self.doc.text(
+                "An entry `X (vs Y)` is X's play against co-player Y: e.g. a "
+                "learner trained to exploit frozen agents extorts them when its "
+                "vector against them fits with residual ~ 0, phi > 0 and chi > 1."
+            )
         for index, (group, ev) in enumerate(
             zip(self.groups, self.evaluations, strict=True)
         ):
@@ -574,13 +601,25 @@ class ReportWriter:
         self.runs()
         self.learning_curves()
         self.comparison()
+        report_coplayer.pairing_curves(self)
         self.payoff_space()
         self.conditional_cooperation()
         self.profiles()
+        report_coplayer.within_episode(self)
+        report_coplayer.best_response_gap(self)
         self.extortion()
         self.grid()
         self.notes_section()
         return self.doc
+
+
+def _agent_names(group: Group) -> list[str]:
+    """Labels of the agents axis of ``group``'s metrics: ``learner_<i>`` for
+    co-player inference runs (their names in evaluation.json), else ``agent <i>``."""
+    count = max((v.shape[2] for v in group.metrics.values() if v.ndim == 3), default=0)
+    if report_coplayer.is_coplayer(group):
+        return [report_coplayer.learner_name(i) for i in range(count)]
+    return [f"agent {i}" for i in range(count)]
 
 
 _DIAGNOSTIC = ("loss", "kl", "clip", "grad_norm", "entropy")

@@ -32,6 +32,17 @@ M = 5
 #: chi = 3 extortion under COALA payoffs, from the catalogue: (1; 5/7, 0, 5/7, 0).
 ZD3 = [float(x) for x in memory_one("zd_extort", chi=3.0, payoffs="coala")]
 TFT = [1.0, 1.0, 0.0, 1.0, 0.0]
+#: The sections of a shaping run's report (matrix game; grid games add Grid panels
+#: before Notes): the co-player sections do not appear.
+SHAPING_SECTIONS = [
+    "Runs",
+    "Learning curves",
+    "Payoff space",
+    "Conditional cooperation",
+    "Within-meta-episode profiles",
+    "Extortion",
+    "Notes",
+]
 
 
 def total_loss(iteration: int, seed: int) -> float:
@@ -206,7 +217,8 @@ def test_single_run_writes_every_figure_and_section(ipd_report):
     ):
         assert_png(figures / f"{name}.png")
     text = ipd_report.read_text()
-    assert headings(text) == [s for s in SECTIONS if s != "Grid panels"]
+    assert headings(text) == SHAPING_SECTIONS
+    assert set(SHAPING_SECTIONS) < set(SECTIONS)
     for name in ("learning_curves", "payoff_space", "profiles"):
         assert f"(figures/{name}.png)" in text
     page = (ipd_report.parent / "report.html").read_text()
@@ -265,7 +277,7 @@ def test_grid_run_adds_the_grid_panels(grid_report):
         assert_png(figures / f"{name}.png")
     assert not (figures / "conditional_cooperation.png").exists()
     text = grid_report.read_text()
-    assert headings(text) == list(SECTIONS)
+    assert headings(text) == [*SHAPING_SECTIONS[:-1], "Grid panels", "Notes"]
     assert "No memory-one vectors (evaluation.json has no 'memory_one')." in text
     assert "No within-meta-episode profiles" in text
     assert "no 2x2 payoff table in evaluation.json" in text
