@@ -28,7 +28,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dilemmas.analysis.report_document import fmt
-from dilemmas.analysis.report_evaluation import agent_mean, nanmean
+from dilemmas.analysis.report_evaluation import (
+    ALL_LEARNERS,
+    PooledEvaluation,
+    agent_mean,
+    nanmean,
+)
 from dilemmas.analysis.report_runs import Group
 
 if TYPE_CHECKING:
@@ -327,44 +332,86 @@ def best_response_gap(writer: ReportWriter) -> None:
                 f"co-players, one line per learner: mean over {seeds} seeds, band = "
                 f"{writer.plots.band_kind(seeds)} over seeds.",
             )
-        rows = []
-        for learner in dict.fromkeys([*ev.best_response_gap, *ev.best_response_total]):
-            total = ev.best_response_total.get(learner, np.zeros(0))
-            series = ev.best_response_gap.get(learner, np.zeros((0, 0)))
-            finite = total[np.isfinite(total)]
-            first = series[:, 0] if series.shape[1] else np.zeros(0)
-            last = series[:, -1] if series.shape[1] else np.zeros(0)
-            rows.append(
-                [
-                    learner,
-                    str(max(len(total), series.shape[0])),
-                    fmt(nanmean(total)),
-                    f"{fmt(float(finite.min()))} to {fmt(float(finite.max()))}"
-                    if len(finite)
-                    else "n/a",
-                    fmt(nanmean(first)),
-                    fmt(nanmean(last)),
-                ]
-            )
-        writer.doc.table(
-            [
-                "learner",
-                "seeds",
-                "total gap (sum over rounds)",
-                "range over seeds",
-                f"gap in {ev.best_response_x} 1",
-                f"gap in last {ev.best_response_x}",
-            ],
-            rows,
-        )
-        value = ev.best_response_value
-        if value is not None and np.any(np.isfinite(value)):
-            writer.doc.text(
-                f"Value of the exact best response against {against} co-players, "
-                "its expected return over the whole episode (mean over "
-                f"{len(value)} seeds): {fmt(nanmean(value))}."
-            )
+        _gap_table(writer, ev, against)
     _compare_gaps(writer)
+
+
+def _range(values: np.ndarray) -> str:
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return "n/a"
+    return f"{fmt(float(finite.min()))} to {fmt(float(finite.max()))}"
+
+
+def _gap_table(writer: ReportWriter, ev: PooledEvaluation, against: str) -> None:
+    """Per learner: total gap, first- and last-round gap, value and return."""
+    x = ev.best_response_x
+    learners = [
+        learner
+        for learner in dict.fromkeys(
+            [
+                *ev.best_response_gap,
+                *ev.best_response_total,
+                *ev.best_response_value,
+                *ev.learner_return,
+            ]
+        )
+        if learner != ALL_LEARNERS
+    ]
+    per_learner = [
+        (name, record)
+        for name, record in (
+            ("best-response value per step", ev.best_response_value),
+            ("learner return per step", ev.learner_return),
+        )
+        if any(learner in record for learner in learners)
+    ]
+    rows = []
+    for learner in learners:
+        total = ev.best_response_total.get(learner, np.zeros(0))
+        series = ev.best_response_gap.get(learner, np.zeros((0, 0)))
+        first = series[:, 0] if series.shape[1] else np.zeros(0)
+        last = series[:, -1] if series.shape[1] else np.zeros(0)
+        seeds = max(len(total), series.shape[0])
+        rows.append(
+            [
+                learner,
+                str(seeds),
+                fmt(nanmean(total)),
+                _range(total),
+                fmt(nanmean(first)),
+                fmt(nanmean(last)),
+                *(
+                    fmt(nanmean(record.get(learner, np.zeros(0))))
+                    for _, record in per_learner
+                ),
+            ]
+        )
+    text = "Per learner, mean over seeds"
+    if per_learner:
+        text += (
+            "; values and returns are per step, so in expectation the total gap is "
+            "the number of rounds times (best-response value - learner return)"
+        )
+    writer.doc.text(text + ":")
+    writer.doc.table(
+        [
+            "learner",
+            "seeds",
+            "total gap (sum over rounds)",
+            "range over seeds",
+            f"gap in {x} 1",
+            f"gap in last {x}",
+            *(name for name, _ in per_learner),
+        ],
+        rows,
+    )
+    value = ev.best_response_value.get(ALL_LEARNERS)
+    if value is not None and np.any(np.isfinite(value)):
+        writer.doc.text(
+            f"Value per step of the exact best response against {against} "
+            f"co-players (mean over {len(value)} seeds): {fmt(nanmean(value))}."
+        )
 
 
 def _compare_gaps(writer: ReportWriter) -> None:

@@ -20,6 +20,8 @@ from dilemmas.analysis.report_runs import Group, is_number
 
 #: Memory-one states, in the order of ``evaluation.json``'s ``memory_one`` vectors.
 STATES: tuple[str, ...] = ("s0", "CC", "CD", "DC", "DD")
+#: Key of a per-learner record stored once for all learners (a plain per-seed list).
+ALL_LEARNERS = "all learners"
 
 
 def _as_float(value: Any) -> float:
@@ -68,7 +70,10 @@ class PooledEvaluation:
       within_episode_x: their x axis label.
       best_response_gap: learner -> ``[seeds, T]`` gap per round.
       best_response_total: learner -> ``[seeds]`` gap summed over rounds.
-      best_response_value: ``[seeds]`` mean value of the exact best response.
+      best_response_value: learner -> ``[seeds]`` value per step of the exact best
+        response (key :data:`ALL_LEARNERS` when stored once for every learner).
+      learner_return: learner -> ``[seeds]`` the learner's return per step against
+        the same co-players.
       best_response_x: the gap's x axis label.
       best_response_co_players: the co-players the gap was measured against.
       runs: runs with an ``evaluation.json``.
@@ -85,7 +90,8 @@ class PooledEvaluation:
     within_episode_x: str = "round"
     best_response_gap: dict[str, np.ndarray] = field(default_factory=dict)
     best_response_total: dict[str, np.ndarray] = field(default_factory=dict)
-    best_response_value: np.ndarray | None = None
+    best_response_value: dict[str, np.ndarray] = field(default_factory=dict)
+    learner_return: dict[str, np.ndarray] = field(default_factory=dict)
     best_response_x: str = "round"
     best_response_co_players: list[str] = field(default_factory=list)
     runs: int = 0
@@ -190,19 +196,25 @@ def _pool_best_response_gap(pooled: PooledEvaluation, block: Any) -> None:
     if isinstance(series, Mapping):
         for learner, values in series.items():
             _add_series(pooled.best_response_gap, learner, values)
-    totals = block.get("total")
-    if isinstance(totals, Mapping):
-        for learner, values in totals.items():
-            current = pooled.best_response_total.get(learner)
-            pooled.best_response_total[learner] = _concat(
-                None if current is None else current[:, None], _values(values)
+    for key, target in (
+        ("total", pooled.best_response_total),
+        ("best_response_value", pooled.best_response_value),
+        ("learner_return", pooled.learner_return),
+    ):
+        _add_per_learner(target, block.get(key))
+
+
+def _add_per_learner(target: dict[str, np.ndarray], record: Any) -> None:
+    """Append a per-seed record to ``target``: a mapping learner -> per-seed list,
+    or one per-seed list for all learners (under :data:`ALL_LEARNERS`)."""
+    items = record.items() if isinstance(record, Mapping) else [(ALL_LEARNERS, record)]
+    for learner, values in items:
+        rows = _values(values)
+        if rows.size:
+            current = target.get(learner)
+            target[learner] = _concat(
+                None if current is None else current[:, None], rows
             )[:, 0]
-    if "best_response_value" in block:
-        current = pooled.best_response_value
-        pooled.best_response_value = _concat(
-            None if current is None else current[:, None],
-            _values(block["best_response_value"]),
-        )[:, 0]
 
 
 def agent_mean(values: np.ndarray) -> np.ndarray:

@@ -44,11 +44,13 @@ def make_coplayer_run(
     memory_one: bool = True,
     losses: bool = True,
     gap_offset: float = 0.0,
+    per_learner_values: bool = False,
 ) -> Path:
     """A coplayer run: 2 learners, 2 seeds, 4 iterations, 12-round episodes.
 
     ``memory_one=False`` and ``losses=False`` leave those records out (fewer
-    figure panels and no ZD fits: a faster report).
+    figure panels and no ZD fits: a faster report). ``per_learner_values`` stores
+    the best-response value per learner, with the learners' returns.
     """
     path.mkdir(parents=True)
     config = {
@@ -158,6 +160,11 @@ def make_coplayer_run(
         }
         if not memory_one:
             del record["memory_one"]
+        if per_learner_values:
+            record["best_response_gap"] |= {
+                "best_response_value": {"learner_0": [1.5, 1.7], "learner_1": [1.6]},
+                "learner_return": {"learner_0": [1.0, 1.2]},
+            }
         (path / "evaluation.json").write_text(json.dumps(record))
         (path / "summary.json").write_text(
             json.dumps(
@@ -256,7 +263,8 @@ def test_best_response_gap_section(coplayer_report):
     assert first[1:] == ["2", "3.5", "3 to 4", "1.05", f"{1 / 12 + 0.05:.4g}"]
     (second,) = table_rows(part, "learner_1")
     assert second[2:4] == ["2", "2 to 2"]  # the null total is skipped
-    assert "over the whole episode (mean over 2 seeds): 11." in part
+    assert "random_tabular co-players (mean over 2 seeds): 11." in part
+    assert "learner return per step" not in part
 
 
 def test_zd_fit_judges_the_exploiter_entry(coplayer_report):
@@ -281,7 +289,11 @@ def test_groups_compare_the_coplayer_metrics(tmp_path):
     fast = {"memory_one": False, "losses": False}
     make_coplayer_run(tmp_path / "a2c", **fast)
     make_coplayer_run(
-        tmp_path / "ppi", preset="ipd-coplayer-ppi", gap_offset=1.0, **fast
+        tmp_path / "ppi",
+        preset="ipd-coplayer-ppi",
+        gap_offset=1.0,
+        per_learner_values=True,
+        **fast,
     )
     make_run(tmp_path / "shaping", evaluation=False)
     text = write_report(tmp_path).read_text()
@@ -302,6 +314,15 @@ def test_groups_compare_the_coplayer_metrics(tmp_path):
     figures = tmp_path / "report" / "figures"
     assert_png(figures / "best_response_gap_comparison.png")
     assert_png(figures / "01-ipd-coplayer-a2c_within_episode.png")
+    # The PPI group stores values and returns per learner.
+    gaps = section(text, "Best-response gap").split("### ipd-coplayer-ppi")[1]
+    assert header_of(gaps, "learner")[-2:] == [
+        "best-response value per step",
+        "learner return per step",
+    ]
+    assert table_rows(gaps, "learner_0")[0][-2:] == ["1.6", "1.1"]
+    assert table_rows(gaps, "learner_1")[0][-2:] == ["1.6", "n/a"]
+    assert "the number of rounds times (best-response value - learner return)" in gaps
     # The shaping group has none of the co-player data and says so.
     assert "No pairing metrics logged for this group." in text
     assert "No within-episode curves for this group." in text
