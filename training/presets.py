@@ -18,7 +18,11 @@ from typing import Any
 from dilemmas.training.experiment import Experiment
 
 #: Modules whose ``PRESETS`` dicts make up the registry, in listing order.
-PRESET_MODULES = ("dilemmas.training.analytic", "dilemmas.training.shaping")
+PRESET_MODULES = (
+    "dilemmas.training.analytic",
+    "dilemmas.training.shaping",
+    "dilemmas.training.coplayer",
+)
 
 
 def presets() -> dict[str, Any]:
