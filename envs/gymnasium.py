@@ -17,6 +17,19 @@ learner plays as ``player_0`` by default (``agent=1`` makes it the column player
 The co-player acts inside the same jitted call as the core ``step``, so a step is one
 compiled call; ``info["co_player_action"]`` reports its move.
 
+``reset(seed=...)`` takes any integer (Python, numpy or a 0-d integer array, of any
+size or sign) and plays from ``dilemmas.envs.seeding.key_from_seed(seed)``, the key
+the PettingZoo faces use for the same seed. Gymnasium's own ``np_random`` is seeded
+too: with the seed itself when it is non-negative (Gymnasium accepts no other), else
+with ``2**64`` plus the 64 bits of the seed's key. ``reset()`` without a seed draws the
+next key from ``np_random``, so ``reset(seed=s)`` followed by seedless resets is one
+reproducible sequence of episodes.
+
+An action is any integer in the action space (a Python int, a numpy integer or a 0-d
+integer numpy or JAX array). A bad action, a bad seed, and ``step`` before ``reset`` or
+after the episode ended (``terminated`` or ``truncated``) raise ``ValueError``, the
+first naming the learner's agent, and leave the env unchanged.
+
 Gymnasium ids are the core ids in CamelCase: ``dilemmas/IPD-v0``,
 ``dilemmas/StagHunt-v0``, ``dilemmas/Chicken-v0``, ``dilemmas/BattleOfTheSexes-v0``,
 ``dilemmas/MatchingPennies-v0``.
@@ -34,8 +47,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from dilemmas.envs.core import MultiAgentEnv
+from dilemmas.envs.pettingzoo import check_action
 from dilemmas.envs.registry import make as make_core
 from dilemmas.envs.registry import registered
+from dilemmas.envs.seeding import check_seed, key_from_seed
 
 _ACRONYMS = {"ipd": "IPD"}
 
@@ -165,17 +180,24 @@ class SingleAgentEnv(gymnasium.Env):
         self.action_space = env.action_space()
         self._key = None
         self._state = None
+        self._done = False
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
+        """Start an episode; ``seed`` is any integer (see the module docstring)."""
         del options
-        jax_seed = int(self.np_random.integers(0, 2**31 - 1))
+        if seed is None:
+            super().reset()
+            key = key_from_seed(int(self.np_random.integers(2**64, dtype=np.uint64)))
+        else:
+            seed = check_seed(seed)
+            key = key_from_seed(seed)
+            if seed < 0:
+                high, low = (int(word) for word in jax.random.key_data(key))
+                super().reset(seed=2**64 + (high << 32 | low))
+            else:
+                super().reset(seed=seed)
         key, obs, state, co_state = _reset(
-            self.core,
-            self.agent,
-            self.co_player,
-            jax.random.key(jax_seed),
-            self.params,
+            self.core, self.agent, self.co_player, key, self.params
         )
         self._key, self._state, self._co_state, self._obs_all = (
             key,
@@ -183,24 +205,15 @@ class SingleAgentEnv(gymnasium.Env):
             co_state,
             obs,
         )
+        self._done = False
         return np.asarray(obs[self.agent]), {}
 
     def step(self, action: Any):
         if self._state is None:
             raise ValueError("step() called before reset()")
-        if isinstance(action, np.ndarray) and action.shape == ():
-            action = action.item()
-        if isinstance(action, bool | np.bool_) or not isinstance(
-            action, int | np.integer
-        ):
-            raise ValueError(
-                f"action of player_{self.agent} must be an integer, got {action!r}"
-            )
-        if not self.action_space.contains(np.int64(action)):
-            raise ValueError(
-                f"action of player_{self.agent} is {action}, "
-                f"outside {self.action_space}"
-            )
+        if self._done:
+            raise ValueError("step() called after the episode ended; call reset()")
+        action = check_action(action, self.action_space, f"player_{self.agent}")
         key, ts, co_state, co_action = _step(
             self.core,
             self.agent,
@@ -221,6 +234,7 @@ class SingleAgentEnv(gymnasium.Env):
             co_state,
             ts.obs,
         )
+        self._done = bool(terminated or truncated)
         info = {"co_player_action": int(co_action)}
         return (
             obs[self.agent],

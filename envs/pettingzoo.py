@@ -12,17 +12,28 @@ The adapter is thin: ``step`` validates the actions, calls the jitted core ``ste
 and converts the result to numpy dicts keyed by ``player_0 ... player_{N-1}``. The
 trajectory is exactly the core's under this key schedule::
 
-    key = jax.random.key(seed)
+    key = dilemmas.envs.seeding.key_from_seed(seed)  # jax.random.key(seed) if < 2**32
     key, key_reset = jax.random.split(key);  obs, state = core.reset(key_reset, params)
     key, key_step = jax.random.split(key);   ts = core.step(key_step, state, a, params)
 
-``reset(seed=None)`` draws a fresh seed from OS entropy. Episodes end by the core's
-own termination or truncation, or after ``max_cycles`` steps (truncation); finished
-agents are removed from ``agents``.
+``reset(seed=...)`` takes any integer (Python, numpy or a 0-d integer array, of any
+size or sign; distinct seeds give distinct keys); ``reset(seed=None)`` draws a fresh
+seed from OS entropy. Episodes end by the core's own termination or truncation, or
+after ``max_cycles`` steps (truncation); finished agents are removed from ``agents``.
 
-Bad input (an unknown or missing agent, a non-integer or out-of-range action, stepping
-before ``reset`` or after the end) raises ``ValueError`` naming the agent and the
-problem, and leaves the env exactly as it was.
+An action is any integer in ``0 <= action < n``: a Python int, a numpy integer, or a
+0-d integer numpy or JAX array. Bad input (an unknown or missing agent, a non-integer
+or out-of-range action, a non-integer seed, stepping before ``reset`` or after the end)
+raises ``ValueError`` naming the agent and the problem, and leaves the env exactly as
+it was.
+
+The AEC face (:func:`env`) is PettingZoo's ``parallel_to_aec`` conversion with two
+changes: each action is checked in the ``step`` call that receives it, so a bad action
+is refused there, naming the acting agent, and is never buffered (PettingZoo's own
+conversion buffers it and fails at the last agent's step, and then on every step until
+``reset``); and ``step`` before ``reset`` or after every agent is done raises
+``ValueError``, as in the parallel face, where PettingZoo raises ``AssertionError``
+or only warns. A done agent is stepped with ``None``, as PettingZoo requires.
 """
 
 from __future__ import annotations
@@ -35,11 +46,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pettingzoo
-from pettingzoo.utils.conversions import parallel_to_aec
+from pettingzoo.utils.conversions import parallel_to_aec_wrapper
+from pettingzoo.utils.wrappers import OrderEnforcingWrapper
 
 from dilemmas.envs.core import MultiAgentEnv
 from dilemmas.envs.registry import make as make_core
 from dilemmas.envs.registry import registered
+from dilemmas.envs.seeding import check_seed, key_from_seed
 
 
 @functools.cache
@@ -66,16 +79,21 @@ def _compiled(env: MultiAgentEnv):
     return jax.jit(reset), jax.jit(step)
 
 
-def _is_integer_action(action: Any) -> bool:
-    if isinstance(action, bool | np.bool_):
-        return False
-    if isinstance(action, int | np.integer):
-        return True
-    return (
-        isinstance(action, np.ndarray)
-        and action.shape == ()
-        and np.issubdtype(action.dtype, np.integer)
-    )
+def check_action(action: Any, space: gymnasium.spaces.Discrete, agent: str) -> int:
+    """``action`` as a Python ``int`` inside ``space``, or a ``ValueError`` naming
+    ``agent``.
+
+    Python ints, numpy integers and 0-d integer numpy or JAX arrays are integers;
+    ``bool``, floats, strings, ``None`` and arrays with a shape are not. An integer of
+    any size outside ``0 <= action < space.n`` is refused, never wrapped around.
+    """
+    value = check_seed(action, f"action of {agent!r}")
+    if not 0 <= value < space.n:
+        raise ValueError(
+            f"action of {agent!r} is {value}, outside the action space {space} "
+            f"(0 <= action < {space.n})"
+        )
+    return value
 
 
 class JaxParallelEnv(pettingzoo.ParallelEnv):
@@ -167,10 +185,11 @@ class JaxParallelEnv(pettingzoo.ParallelEnv):
         return self._action_spaces[self.possible_agents[self._agent_index(agent)]]
 
     def reset(self, seed: int | None = None, options: dict | None = None):
+        """Start an episode; ``seed`` is any integer (``None``: OS entropy)."""
         del options
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
-        key, obs, state = self._reset_fn(jax.random.key(seed), self.params)
+        key, obs, state = self._reset_fn(key_from_seed(seed), self.params)
         self._key, self._state = key, state
         self._obs = np.asarray(obs)
         self._num_steps = 0
@@ -178,11 +197,26 @@ class JaxParallelEnv(pettingzoo.ParallelEnv):
         observations = {agent: self._obs[i] for i, agent in enumerate(self.agents)}
         return observations, {agent: {} for agent in self.agents}
 
-    def _validated_actions(self, actions: dict) -> np.ndarray:
+    def _check_running(self) -> None:
         if self._state is None:
             raise ValueError("step() called before reset()")
         if not self.agents:
             raise ValueError("step() called after every agent is done; call reset()")
+
+    def validate_action(self, agent: str, action: Any) -> int:
+        """The action of the live ``agent`` as an ``int``; ``ValueError`` if bad.
+
+        The env is not changed: the AEC face calls this as each action arrives.
+        """
+        self._check_running()
+        if agent not in self._index:
+            raise ValueError(f"unknown agent {agent!r}; live agents are {self.agents}")
+        if agent not in self.agents:
+            raise ValueError(f"agent {agent!r} is done and cannot act")
+        return check_action(action, self._action_spaces[agent], agent)
+
+    def _validated_actions(self, actions: dict) -> np.ndarray:
+        self._check_running()
         if not isinstance(actions, dict):
             raise ValueError(
                 f"actions must be a dict keyed by agent, got {type(actions).__name__}"
@@ -199,18 +233,9 @@ class JaxParallelEnv(pettingzoo.ParallelEnv):
             raise ValueError(f"missing actions for agents {missing}")
         joint = np.zeros(len(self.possible_agents), np.int32)
         for agent, action in actions.items():
-            if not _is_integer_action(action):
-                raise ValueError(
-                    f"action of {agent!r} must be an integer, got {action!r} "
-                    f"({type(action).__name__})"
-                )
-            space = self._action_spaces[agent]
-            if not 0 <= int(action) < space.n:
-                raise ValueError(
-                    f"action of {agent!r} is {int(action)}, outside the action space "
-                    f"{space} (0 <= action < {space.n})"
-                )
-            joint[self._index[agent]] = int(action)
+            joint[self._index[agent]] = check_action(
+                action, self._action_spaces[agent], agent
+            )
         return joint
 
     def step(self, actions: dict):
@@ -302,9 +327,55 @@ def parallel_env(
     )
 
 
-def env(env_id: str = "ipd-v0", **kwargs: Any):
-    """The PettingZoo AEC env of a registered game (``parallel_to_aec``)."""
-    return parallel_to_aec(parallel_env(env_id, **kwargs))
+class JaxAECEnv(parallel_to_aec_wrapper):
+    """PettingZoo's AEC view of a :class:`JaxParallelEnv`, checking each action.
+
+    ``step(action)`` checks the action of ``agent_selection`` before it is buffered:
+    a bad one raises ``ValueError`` naming that agent and changes nothing, so the
+    agent can simply act again. A done agent must be stepped with ``None``.
+    """
+
+    env: JaxParallelEnv
+
+    def step(self, action: Any) -> None:
+        agent = self.agent_selection
+        if self.terminations[agent] or self.truncations[agent]:
+            if action is not None:
+                raise ValueError(
+                    f"agent {agent!r} is done: its step takes None, got {action!r}"
+                )
+            super().step(None)
+            return
+        super().step(self.env.validate_action(agent, action))
+
+
+class AECOrderEnforcingWrapper(OrderEnforcingWrapper):
+    """PettingZoo's ``OrderEnforcingWrapper`` with the parallel face's errors.
+
+    ``step`` before ``reset`` or after every agent is done raises ``ValueError``
+    (PettingZoo: ``AssertionError``, or only a warning), and a bad seed is refused
+    before anything changes.
+    """
+
+    def reset(self, seed: int | None = None, options: dict | None = None) -> None:
+        if seed is not None:
+            check_seed(seed)
+        super().reset(seed=seed, options=options)
+
+    def step(self, action: Any) -> None:
+        if not self._has_reset:
+            raise ValueError("step() called before reset()")
+        if not self.agents:
+            raise ValueError("step() called after every agent is done; call reset()")
+        super().step(action)
+
+    def __str__(self) -> str:
+        return str(self.env)
+
+
+def env(env_id: str = "ipd-v0", **kwargs: Any) -> AECOrderEnforcingWrapper:
+    """The PettingZoo AEC env of a registered game (see the module docstring)."""
+    return AECOrderEnforcingWrapper(JaxAECEnv(parallel_env(env_id, **kwargs)))
 
 
 def register_all() -> None:

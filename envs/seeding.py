@@ -33,7 +33,7 @@ _MASK = 0xFFFFFFFF
 def check_seed(seed: Any, what: str = "seed") -> int:
     """``seed`` as a Python ``int``; a ``ValueError`` naming ``what`` if it is not an
     integer (``bool`` and floats with integral values are refused too)."""
-    if isinstance(seed, bool | np.bool_) or isinstance(seed, float | np.floating | str):
+    if isinstance(seed, bool | np.bool_ | float | np.floating | str):
         raise ValueError(f"{what} must be an integer, got {seed!r}")
     if isinstance(seed, jax.Array | np.ndarray):
         if seed.shape != () or not jnp.issubdtype(seed.dtype, jnp.integer):

@@ -5,12 +5,12 @@ import jax
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
-from gymnasium.utils.seeding import np_random
 
 from dilemmas.agents.scripted.coin_game import GreedyCoinTaker
 from dilemmas.agents.strategies import make as make_strategy
 from dilemmas.envs import make, registered
 from dilemmas.envs.gymnasium import SingleAgentEnv, gymnasium_id
+from dilemmas.envs.seeding import key_from_seed
 
 TWO_PLAYER = sorted(i for i in registered() if make(i)[0].num_agents == 2)
 
@@ -90,7 +90,7 @@ def test_face_matches_core_with_a_stochastic_co_player():
 
     core, params = make("ipd-v0", max_steps=steps)
     co_player = make_strategy("random")
-    key = jax.random.key(int(np_random(seed)[0].integers(0, 2**31 - 1)))
+    key = key_from_seed(seed)
     key, key_reset = jax.random.split(key)
     obs, state = core.reset(key_reset, params)
     co_state = co_player.init()
@@ -125,7 +125,7 @@ def test_face_matches_core_with_a_scripted_co_player():
 
     core, params = make("coin_game-v0", max_steps=steps)
     greedy = GreedyCoinTaker(env=core)
-    key = jax.random.key(int(np_random(seed)[0].integers(0, 2**31 - 1)))
+    key = key_from_seed(seed)
     key, key_reset = jax.random.split(key)
     obs, state = core.reset(key_reset, params)
     for t, action in enumerate(actions):
