@@ -30,6 +30,13 @@ integer numpy or JAX array). A bad action, a bad seed, and ``step`` before ``res
 after the episode ended (``terminated`` or ``truncated``) raise ``ValueError``, the
 first naming the learner's agent, and leave the env unchanged.
 
+Named co-players come from the catalogues that ``import dilemmas.agents`` registers in
+:mod:`dilemmas.envs.registry`; this module imports nothing from ``dilemmas.agents``.
+The Gymnasium ids' entry point is ``dilemmas.agents:SingleAgentEnv`` (this class,
+re-exported), so ``gymnasium.make`` loads the catalogues before building the env;
+constructing :class:`SingleAgentEnv` directly with a name needs ``dilemmas.agents``
+imported first.
+
 Gymnasium ids are the core ids in CamelCase: ``dilemmas/IPD-v0``,
 ``dilemmas/StagHunt-v0``, ``dilemmas/Chicken-v0``, ``dilemmas/BattleOfTheSexes-v0``,
 ``dilemmas/MatchingPennies-v0``.
@@ -38,7 +45,6 @@ Gymnasium ids are the core ids in CamelCase: ``dilemmas/IPD-v0``,
 from __future__ import annotations
 
 import functools
-import importlib
 from typing import Any
 
 import gymnasium
@@ -48,8 +54,8 @@ import numpy as np
 
 from dilemmas.envs.core import MultiAgentEnv
 from dilemmas.envs.pettingzoo import check_action
+from dilemmas.envs.registry import co_player_catalogue, registered
 from dilemmas.envs.registry import make as make_core
-from dilemmas.envs.registry import registered
 from dilemmas.envs.seeding import check_seed, key_from_seed
 
 _ACRONYMS = {"ipd": "IPD"}
@@ -104,12 +110,13 @@ def _step(
 def named_co_player(env: MultiAgentEnv, name: str, **kwargs: Any) -> Any:
     """A co-player from the catalogue the core env names in ``co_players``.
 
-    A catalogue is a module with ``co_player(name, env, **kwargs)``.
+    The catalogue is looked up in :mod:`dilemmas.envs.registry`, where
+    ``import dilemmas.agents`` registers each ``co_player(name, env, **kwargs)``.
     """
     catalogue = env.unwrapped.co_players
     if catalogue is None:
         raise ValueError(f"{env.name} has no catalogue of named co-players")
-    return importlib.import_module(catalogue).co_player(name, env, **kwargs)
+    return co_player_catalogue(catalogue)(name, env, **kwargs)
 
 
 class SingleAgentEnv(gymnasium.Env):
@@ -263,6 +270,6 @@ def register_all() -> None:
             continue
         gymnasium.register(
             gym_id,
-            entry_point="dilemmas.envs.gymnasium:SingleAgentEnv",
+            entry_point="dilemmas.agents:SingleAgentEnv",
             kwargs={"env_id": env_id},
         )

@@ -2,6 +2,12 @@
 
 Ids are versioned (``ipd-v0``); a change of dynamics means a new version. Each game
 module registers its own ids on import, so there is no second list to drift.
+
+It also holds the catalogues of named co-players. A core env names its catalogue in
+``co_players`` (``"dilemmas.agents.strategies"`` for the matrix games); the catalogues
+themselves live with the agents, and ``import dilemmas.agents`` registers them here
+(:func:`register_co_players`), so ``dilemmas.envs`` imports nothing from the layers
+above it.
 """
 
 from __future__ import annotations
@@ -68,3 +74,33 @@ def make(env_id: str, **static_kwargs: Any) -> tuple[MultiAgentEnv, Any]:
 def registered() -> list[str]:
     """All registered ids, sorted."""
     return sorted(_REGISTRY)
+
+
+_CO_PLAYERS: dict[str, Callable[..., Any]] = {}
+
+
+def register_co_players(catalogue: str, factory: Callable[..., Any]) -> None:
+    """Register ``factory(name, env, **kwargs)`` as the catalogue ``catalogue``.
+
+    ``catalogue`` is the name core envs give in ``co_players``; registering it again
+    replaces the factory (a reloaded module registers itself anew).
+    """
+    if not isinstance(catalogue, str) or not callable(factory):
+        raise ValueError(
+            "register_co_players takes a catalogue name and a callable, got "
+            f"{catalogue!r} and {factory!r}"
+        )
+    _CO_PLAYERS[catalogue] = factory
+
+
+def co_player_catalogue(catalogue: str) -> Callable[..., Any]:
+    """The factory registered as ``catalogue``; ``ValueError`` if none is."""
+    try:
+        return _CO_PLAYERS[catalogue]
+    except KeyError:
+        raise ValueError(
+            f"no catalogue of co-players {catalogue!r} is registered: import "
+            "dilemmas.agents (which registers the catalogues), register one with "
+            "dilemmas.envs.registry.register_co_players, or pass a co-player object; "
+            f"registered: {sorted(_CO_PLAYERS)}"
+        ) from None

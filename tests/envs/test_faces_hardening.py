@@ -9,7 +9,11 @@ ones.
 
 from __future__ import annotations
 
+import ast
 import functools
+import pathlib
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,8 +27,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import dilemmas.agents  # noqa: F401  (registers the catalogues of named co-players)
+import dilemmas.envs
 from dilemmas.envs import make, registered
-from dilemmas.envs.gymnasium import SingleAgentEnv
+from dilemmas.envs.gymnasium import SingleAgentEnv, named_co_player
 from dilemmas.envs.pettingzoo import env as aec_env
 from dilemmas.envs.pettingzoo import parallel_env
 
@@ -625,3 +631,42 @@ def test_invalid_inputs_never_change_a_face(kind, env_id, data):
     start, ops = data.draw(_ops(num_agents, num_actions))
     _, problems = drive(face, twin, start, ops, num_actions)
     assert not problems, "\n".join(problems)
+
+
+# --------------------------------------------------------------------------------------
+# 6. Layering: dilemmas.envs imports nothing from the layers above it
+
+
+def test_envs_import_nothing_from_agents_training_or_analysis():
+    above = ("dilemmas.agents", "dilemmas.training", "dilemmas.analysis", "importlib")
+    for path in sorted(pathlib.Path(dilemmas.envs.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                assert not name.startswith(above), f"envs/{path.name} imports {name}"
+
+
+@pytest.mark.parametrize("env_id", TWO_PLAYER)
+def test_every_catalogue_is_registered_by_the_agents(env_id):
+    core = make(env_id)[0]
+    co_player = named_co_player(core, core.default_co_player)
+    assert callable(co_player.act)
+
+
+def test_gymnasium_make_with_a_named_co_player_after_importing_envs_only():
+    script = (
+        "import sys, gymnasium, dilemmas.envs\n"
+        "assert not [m for m in sys.modules if m.startswith('dilemmas.agents')]\n"
+        "env = gymnasium.make('dilemmas/IPD-v0', co_player='tft')\n"
+        "env.reset(seed=0)\n"
+        "print(env.step(1)[4]['co_player_action'], env.step(0)[4]['co_player_action'])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["0", "1"]
