@@ -54,12 +54,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dilemmas.agents.networks import GRUPolicy
+from dilemmas.agents.networks import GRUPolicy, TabularPolicy
 from dilemmas.agents.sequence import SequenceInputs
 from dilemmas.envs import make as make_env
 from dilemmas.envs.matrix_games import MatrixGame
 from dilemmas.training import estimators, losses
-from dilemmas.training.configs import check_ints, is_number
+from dilemmas.training.configs import check_choices, check_ints, is_number
 from dilemmas.training.pool import (
     FixedPool,
     FrozenAgent,
@@ -69,6 +69,8 @@ from dilemmas.training.pool import (
     parse_pool,
 )
 from dilemmas.training.sharding import batch_mesh, shard_leading
+
+NETWORKS = ("gru", "tabular")
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,8 @@ class CoplayerConfig:
         start this run (learner ``i`` of seed ``s`` takes the source's
         ``(seed, learner)`` entry number ``(s * N + i) mod count``); empty for a
         fresh initialisation. Its network settings must match.
+      network: ``"gru"`` (the paper) or ``"tabular"`` (a memory-one table: the
+        benchmark's upper reference; matrix games, observation input only).
       hidden, embed: GRU hidden size and input embedding size.
       iterations: updates (one A2C step per learner each).
       batch: episodes per learner and iteration.
@@ -123,6 +127,7 @@ class CoplayerConfig:
     input_prev_action: bool = False
     input_prev_reward: bool = False
     init_from: str = ""
+    network: str = "gru"
     hidden: int = 128
     embed: int = 32
     iterations: int = 200_000
@@ -160,7 +165,16 @@ class CoplayerConfig:
         for field in ("opponent_id", "input_prev_action", "input_prev_reward"):
             if not isinstance(getattr(self, field), bool):
                 raise ValueError(f"{field} must be true or false")
+        check_choices(self, {"network": NETWORKS})
         entries = parse_pool(self.pool)
+        tabular_inputs = (self.opponent_id, self.input_prev_action)
+        if self.network == "tabular" and (
+            any(tabular_inputs) or self.input_prev_reward
+        ):
+            raise ValueError(
+                "network='tabular' reads the observation only: it cannot take "
+                "opponent_id, input_prev_action or input_prev_reward"
+            )
         if self.learner_share > 0.0 and self.num_learners < 2:
             raise ValueError(
                 f"learner_share = {self.learner_share} > 0 needs num_learners >= 2 "
@@ -234,8 +248,11 @@ def sequence_inputs(cfg: CoplayerConfig, env: Any) -> SequenceInputs:
     )
 
 
-def make_network(cfg: CoplayerConfig, num_actions: int) -> GRUPolicy:
-    """The learners' GRU policy-value network (Swish on the GRU output)."""
+def make_network(cfg: CoplayerConfig, num_actions: int) -> GRUPolicy | TabularPolicy:
+    """The learners' policy-value network: the GRU (Swish on its output) or, as a
+    reference, a memory-one table."""
+    if cfg.network == "tabular":
+        return TabularPolicy(num_actions=num_actions)
     return GRUPolicy(
         num_actions=num_actions, hidden_size=cfg.hidden, embed_dim=cfg.embed
     )
@@ -754,42 +771,49 @@ PRESETS: dict[str, CoplayerConfig] = {
 }
 
 # CPU scale (docs/results.md): the paper's network and learning settings with 256
-# episodes per learner and iteration instead of 2048-4096, and fewer iterations, so
-# each step runs in minutes on two cores. The chain reads the previous steps' run
+# episodes per learner and iteration instead of 2048-4096, a few hundred iterations
+# and 5 seeds, so each step runs in minutes on two cores. One deviation, in step 1
+# only: half of the pool is TFT. With the paper's pure random tabular pool the
+# learner settles on always-defect within a few hundred updates (docs/results.md),
+# and the in-context lesson (cooperate with reciprocators, defect against the rest)
+# needs the paper's ~1e8 episodes. The chain reads the previous steps' run
 # directories: `dilemmas train coplayer-a2c-step1-cpu --run-dir
 # runs/coplayer-a2c-step1-cpu`, then step 2, then step 3.
-_CPU = {"batch": 256, "num_seeds": 3}
+_CPU = {"batch": 256, "num_seeds": 5}
 PRESETS.update(
     {
         "coplayer-a2c-step1-cpu": _STEP1.replace(
-            name="coplayer-a2c-step1-cpu", iterations=800, **_CPU
+            name="coplayer-a2c-step1-cpu",
+            pool="random_tabular=1,tft=1",
+            iterations=600,
+            **_CPU,
         ),
         "coplayer-a2c-step2-cpu": _STEP2.replace(
             name="coplayer-a2c-step2-cpu",
             pool="frozen:runs/coplayer-a2c-step1-cpu",
-            iterations=800,
+            iterations=500,
             **_CPU,
         ),
         "coplayer-a2c-step3-cpu": _STEP3.replace(
             name="coplayer-a2c-step3-cpu",
             init_from="runs/coplayer-a2c-step2-cpu",
-            iterations=500,
+            iterations=300,
             **_CPU,
         ),
         "coplayer-a2c-mixed-cpu": _MIXED.replace(
-            name="coplayer-a2c-mixed-cpu", iterations=600, **_CPU
+            name="coplayer-a2c-mixed-cpu", iterations=300, **_CPU
         ),
         "coplayer-a2c-opponent-id-cpu": _MIXED.replace(
             name="coplayer-a2c-opponent-id-cpu",
             opponent_id=True,
-            iterations=600,
+            iterations=300,
             **_CPU,
         ),
         "coplayer-a2c-no-tabular-cpu": _MIXED.replace(
             name="coplayer-a2c-no-tabular-cpu",
             learner_share=1.0,
             pool="",
-            iterations=600,
+            iterations=300,
             **_CPU,
         ),
     }

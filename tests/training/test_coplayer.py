@@ -413,3 +413,23 @@ def test_two_devices_give_the_same_run_as_one(tmp_path):
         np.testing.assert_allclose(
             results[0][key], results[1][key], rtol=2e-5, atol=2e-6
         )
+
+
+@pytest.mark.parametrize(
+    ("env_id", "changes"),
+    [
+        ("stag_hunt-v0", {"pool": "random_tabular,tft"}),
+        ("chicken-v0", {"learner_share": 1.0, "pool": ""}),
+        ("coin_game-v0", {"learner_share": 1.0, "pool": ""}),
+    ],
+)
+def test_other_two_player_games_train_through_the_same_code(env_id, changes):
+    cfg = TINY.replace(env_id=env_id, batch=8, episode_length=6, **changes)
+    exp = cfg.experiment()
+    state = exp.init(jax.random.key(0))
+    _, metrics = jax.jit(exp.update)(state)
+    assert np.all(np.isfinite(metrics["total_loss"]))
+    matrix = env_id != "coin_game-v0"
+    assert ("cooperation_vs_learner" in metrics) == matrix
+    if env_id == "stag_hunt-v0":  # every reward is one of the game's payoffs
+        assert np.all(np.isin(np.asarray(metrics["reward_vs_fixed"]) > -10, True))
