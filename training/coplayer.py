@@ -373,8 +373,10 @@ class Coplayer:
 
     # ---- games ----------------------------------------------------------------------
 
-    def _start(self, side: Learner | Fixed, key: jax.Array, batch: int):
+    def _start(self, side: Any, key: jax.Array, batch: int):
         """The recurrent carry of one side at the start of ``batch`` episodes."""
+        if hasattr(side, "start_carry"):
+            return side.start_carry(key, batch)
         if isinstance(side, Fixed):
             return side.start
         carry = self.net.initial_state((batch,))
@@ -388,6 +390,8 @@ class Coplayer:
         """One round of one side: new carry, actions ``[B]``, value ``[B]`` and
         action probabilities ``[B, A]`` (zeros for fixed co-players)."""
         batch = prev_action.shape[0]
+        if hasattr(side, "act"):
+            return side.act(carry, obs, prev_action, prev_reward, key)
         if isinstance(side, Fixed):
             carry, action = side.pool.step(
                 side.frozen_params, carry, obs, prev_action, prev_reward, key
@@ -400,7 +404,13 @@ class Coplayer:
         return carry, action, out.value, jax.nn.softmax(out.logits)
 
     def play(self, side0, side1, key: jax.Array, batch: int) -> Games:
-        """``batch`` episodes of ``side0`` (player 0) against ``side1``."""
+        """``batch`` episodes of ``side0`` (player 0) against ``side1``.
+
+        A side is a :class:`Learner`, a :class:`Fixed` pool, or any object with
+        ``start_carry(key, batch) -> carry`` and ``act(carry, obs, prev_action,
+        prev_reward, key) -> (carry, actions [B], values [B], probs [B, A])``
+        (another kind of agent, e.g. a model-based one).
+        """
         env, env_params, T = self.env, self.env_params, self.cfg.episode_length
         k_reset, k_start0, k_start1, k_steps = jax.random.split(key, 4)
         obs, env_state = jax.vmap(env.reset, (0, None))(
