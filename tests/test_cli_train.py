@@ -210,7 +210,9 @@ def test_resume_errors(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "format_version 2" in err and "reads format_version 1" in err
     assert main(["train", "count", "--resume", str(tmp_path), "--set", "a=1"]) == 2
-    assert "drop PRESET, --set" in capsys.readouterr().err
+    assert "drop PRESET" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path), "--run-dir", "x"]) == 2
+    assert "drop --run-dir" in capsys.readouterr().err
 
 
 def test_killed_subprocess_resumes_to_the_same_parameters(tmp_path, capsys):

@@ -56,7 +56,13 @@ import optax
 
 from dilemmas.agents.strategies import memory_one
 from dilemmas.envs import exact_ipd
-from dilemmas.training.configs import check_choices, check_ints, is_number
+from dilemmas.training.configs import (
+    check_choices,
+    check_floats,
+    check_ints,
+    check_seeds,
+    is_number,
+)
 
 #: Logit of "pure defection" (COALA-PG Fig. 9): ``log 0.01``, probability 0.0099.
 DEFECTION_LOGIT = math.log(0.01)
@@ -355,12 +361,14 @@ class AnalyticConfig:
                 "init": INITS,
             },
         )
-        for field in ("eta_naive", "naive_init_scale", "init_scale", "weight_decay"):
-            value = getattr(self, field)
-            if not is_number(value) or not value >= 0.0:
-                raise ValueError(f"{field} must be a number >= 0, got {value!r}")
-        if not is_number(self.eta_meta) or not self.eta_meta > 0.0:
-            raise ValueError(f"eta_meta must be a number > 0, got {self.eta_meta!r}")
+        check_floats(
+            self,
+            ("eta_naive", "naive_init_scale", "init_scale", "weight_decay"),
+            low=0.0,
+        )
+        check_floats(self, ("eta_meta",), low=0.0, low_open=True)
+        check_floats(self, ("zd_chi", "zd_p0"))
+        check_seeds(self)
         check_ints(
             self,
             {
@@ -369,7 +377,6 @@ class AnalyticConfig:
                 "iterations": 1,
                 "pool_size": 1,
                 "num_seeds": 1,
-                "seed": 0,
             },
         )
         if not is_number(self.p_naive) or not 0.0 <= self.p_naive <= 1.0:
@@ -390,6 +397,31 @@ class AnalyticConfig:
             memory_one(
                 "zd_extort", chi=self.zd_chi, payoffs=self.payoffs, p0=self.zd_p0
             )
+
+    def memory_estimate_bytes(self) -> dict[str, int]:
+        """A lower bound of the bytes held at once, by the fields that size them
+        (:func:`dilemmas.training.configs.check_memory` refuses a config whose
+        estimate exceeds the devices' memory before anything is compiled).
+
+        The exact gradients through unrolled naive learners keep, per naive step,
+        at least 32 float32 values (logits, the transition matrix, the solve) for
+        the backward pass: over ``num_naive_steps + 1`` steps of every fresh naive
+        learner (shaping) or of every look-ahead (LOLA), and per pair of meta
+        agents.
+        """
+        per_step = 32 * 4
+        unroll = "num_seeds * pool_size * (num_naive_steps + 1)"
+        steps = self.num_seeds * self.pool_size * (self.num_naive_steps + 1)
+        terms = {}
+        if self.p_naive > 0.0 and self.objective == "shaping":
+            label = f"{unroll} * meta_batch (the unrolled naive learners)"
+            terms[label] = per_step * steps * self.meta_batch
+        if self.p_naive > 0.0 and self.objective == "lola":
+            label = f"{unroll} * pool_size (the unrolled look-aheads)"
+            terms[label] = per_step * steps * self.pool_size
+        pairs = self.num_seeds * self.pool_size**2
+        terms["num_seeds * pool_size**2 (the meta-agent pairs)"] = per_step * pairs
+        return terms
 
     @property
     def normalised(self) -> bool:

@@ -13,6 +13,7 @@ dilemmas tournament tft RUN_DIR            Axelrod tournament of strategies and 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -218,7 +219,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
             flag
             for flag, value in (
                 ("PRESET", args.preset),
-                ("--set", args.set),
                 ("--run-dir", args.run_dir),
                 ("--log-every", args.log_every),
                 ("--checkpoint-every", args.checkpoint_every),
@@ -228,11 +228,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         ]
         if given:
             raise ValueError(
-                "--resume continues a run with its stored config and settings; "
+                "--resume continues a run with its stored config and settings "
+                "(--set changes config fields on purpose, and is recorded); "
                 f"drop {', '.join(given)}"
             )
         return _train_outcome(
-            lambda: runner.resume(args.resume, progress=not args.no_progress),
+            lambda: runner.resume(
+                args.resume, progress=not args.no_progress, overrides=args.set
+            ),
             args.resume,
         )
     if args.preset is None:
@@ -270,7 +273,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _train_outcome(train, run_dir: str | Path) -> int:
     """Exit code of a training call: 0 done, 1 stopped on a non-finite loss, 130
-    interrupted (the last completed chunk is checkpointed)."""
+    interrupted by SIGINT (Ctrl-C) and 143 by SIGTERM (the last completed chunk is
+    checkpointed). Errors before training (ValueError, RunDirectoryError) reach
+    :func:`main`: exit code 2."""
     from dilemmas.training.runner import NonFiniteLossError
 
     try:
@@ -278,13 +283,14 @@ def _train_outcome(train, run_dir: str | Path) -> int:
     except NonFiniteLossError as err:
         print(f"dilemmas train: stopped: {err}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
+        signum = getattr(err, "signum", signal.SIGINT)
         print(
-            f"dilemmas train: interrupted; continue with "
-            f"`dilemmas train --resume {run_dir}`",
+            f"dilemmas train: interrupted ({signal.Signals(signum).name}); continue "
+            f"with `dilemmas train --resume {run_dir}`",
             file=sys.stderr,
         )
-        return 130
+        return 128 + signum
     return 0
 
 
@@ -400,7 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         default=None,
         metavar="RUN_DIR",
-        help="continue a killed or interrupted run from its latest checkpoint",
+        help="continue a killed or interrupted run from its latest checkpoint; "
+        "with --set, change config fields on purpose (recorded in config.json)",
     )
     train.add_argument(
         "--log-every",

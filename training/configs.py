@@ -12,9 +12,37 @@ directory), without knowing any particular config:
   anything is compiled.
 * :func:`config_to_json` and :func:`config_from_json` convert a config to plain
   JSON values and back (tuples become lists, nested dataclasses become objects).
-* :func:`check_choices`, :func:`check_ints` and the predicates :func:`is_int`,
-  :func:`is_number` are the shared pieces of the configs' ``__post_init__``
-  validation, so every config words its errors alike.
+* :func:`check_choices`, :func:`check_ints`, :func:`check_floats`,
+  :func:`check_seeds` and the predicates :func:`is_int`, :func:`is_number` are the
+  shared pieces of the configs' ``__post_init__`` validation, so every config words
+  its errors alike and every field is bounded before anything is compiled.
+* :func:`memory_estimate` and :func:`check_memory` refuse a config whose arrays
+  cannot fit in the devices' memory, before a run directory is created, from the
+  config's own ``memory_estimate_bytes()`` (see :func:`check_memory`).
+
+A new config validates itself with these helpers, for example::
+
+    @dataclasses.dataclass(frozen=True)
+    class MyConfig:
+        iterations: int = 1000
+        batch: int = 64
+        hidden: int = 128
+        lr: float = 1e-3
+        gamma: float = 0.99
+        seed: int = 0
+
+        def __post_init__(self):
+            check_seeds(self)                       # any int, no bool or float
+            check_ints(self, {"iterations": 1,      # 1 <= iterations <= INT32_MAX
+                              "batch": (1, 65536),  # explicit upper bound
+                              "hidden": 1})
+            check_floats(self, ["lr"], low=0.0, low_open=True)   # finite, > 0
+            check_floats(self, ["gamma"], low=0.0, high=1.0)     # in [0, 1]
+
+        def memory_estimate_bytes(self) -> dict[str, int]:
+            # the largest arrays of one iteration, labelled by the fields sizing them
+            return {"batch * hidden (activations)": 4 * self.batch * self.hidden,
+                    "hidden^2 (weights, Adam state)": 3 * 4 * self.hidden**2}
 
 Value syntax by annotated type: ``int`` (``20``, ``1_000``), ``float`` (``0.01``,
 ``1e-3``), ``bool`` (``true``/``false``/``1``/``0``/``yes``/``no``), ``str`` (as
@@ -60,12 +88,175 @@ def check_choices(config: Any, allowed: Mapping[str, Iterable[Any]]) -> None:
             raise ValueError(f"{field} must be one of {tuple(choices)}, got {value!r}")
 
 
-def check_ints(config: Any, lower_bounds: Mapping[str, int]) -> None:
-    """Raise ``ValueError`` unless each ``config.<field>`` is an int >= its bound."""
-    for field, low in lower_bounds.items():
+#: Default upper bound of :func:`check_ints`: array sizes, loop lengths and step
+#: counters are int32 inside compiled code.
+INT32_MAX = 2**31 - 1
+
+
+def check_ints(
+    config: Any, bounds: Mapping[str, int | tuple[int | None, int | None]]
+) -> None:
+    """Raise ``ValueError`` unless each ``config.<field>`` is an int within bounds.
+
+    Args:
+      config: the (dataclass) instance whose fields are checked.
+      bounds: per field, either a lower bound ``low`` (the field must satisfy
+        ``low <= value <= INT32_MAX``) or a pair ``(low, high)`` of inclusive
+        bounds, where ``None`` leaves that side open. Example:
+        ``check_ints(self, {"iterations": 1, "batch": (1, 2**16), "offset":
+        (None, None)})``.
+
+    Raises:
+      ValueError: a value that is not an int (``bool`` included) or out of its
+        bounds; the message names the field, the bounds and the value.
+    """
+    for field, bound in bounds.items():
+        low, high = bound if isinstance(bound, tuple) else (bound, INT32_MAX)
         value = getattr(config, field)
-        if not is_int(value) or value < low:
-            raise ValueError(f"{field} must be an int >= {low}, got {value!r}")
+        too_low = low is not None and is_int(value) and value < low
+        too_high = high is not None and is_int(value) and value > high
+        if not is_int(value) or too_low or too_high:
+            raise ValueError(
+                f"{field} must be an int{_int_range(low, high)}, got {value!r}"
+            )
+
+
+def _int_range(low: int | None, high: int | None) -> str:
+    parts = [f">= {low}" if low is not None else "", _high(high)]
+    shown = " and ".join(p for p in parts if p)
+    return f" {shown}" if shown else ""
+
+
+def _high(high: int | None) -> str:
+    if high is None:
+        return ""
+    if high == INT32_MAX:
+        return "<= 2**31 - 1 (the int32 range of compiled code)"
+    return f"<= {high}"
+
+
+def check_floats(
+    config: Any,
+    fields: Iterable[str],
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    """Raise ``ValueError`` unless each ``config.<field>`` is a finite real number
+    within the bounds (ints are numbers; ``bool``, ``nan`` and ``inf`` are not).
+
+    Args:
+      config: the (dataclass) instance whose fields are checked.
+      fields: names of the fields to check.
+      low, high: bounds, ``None`` for an open side (the value is still finite).
+      low_open, high_open: exclude the bound itself (``> low`` or ``< high``).
+
+    Example: ``check_floats(self, ["lr", "eps"], low=0.0, low_open=True)`` (finite
+    and > 0), ``check_floats(self, ["gamma"], low=0.0, high=1.0, high_open=True)``
+    (in [0, 1)).
+
+    Raises:
+      ValueError: the message names the field, the allowed range and the value.
+    """
+    for field in fields:
+        value = getattr(config, field)
+        ok = is_number(value) and math.isfinite(value)
+        if ok and low is not None:
+            ok = value > low if low_open else value >= low
+        if ok and high is not None:
+            ok = value < high if high_open else value <= high
+        if not ok:
+            shown = _float_range(low, high, low_open, high_open)
+            raise ValueError(f"{field} must be {shown}, got {value!r}")
+
+
+def _float_range(
+    low: float | None, high: float | None, low_open: bool, high_open: bool
+) -> str:
+    if low is not None and high is not None:
+        left, right = "(" if low_open else "[", ")" if high_open else "]"
+        return f"a number in {left}{low:g}, {high:g}{right}"
+    if low is not None:
+        return f"a finite number {'>' if low_open else '>='} {low:g}"
+    if high is not None:
+        return f"a finite number {'<' if high_open else '<='} {high:g}"
+    return "a finite number"
+
+
+def check_seeds(config: Any, fields: Iterable[str] = ("seed",)) -> None:
+    """Raise ``ValueError`` unless each ``config.<field>`` is an integer seed.
+
+    Any integer is a seed, of any size and sign (``bool``, floats and strings are
+    not): :func:`dilemmas.envs.seeding.key_from_seed` gives every one its own key,
+    and ``config.json`` stores it exactly (JSON integers are unbounded).
+    """
+    from dilemmas.envs.seeding import check_seed
+
+    for field in fields:
+        check_seed(getattr(config, field), field)
+
+
+def format_bytes(count: float) -> str:
+    """``count`` bytes in a readable unit, e.g. ``"1.5 GiB"``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(count) < 1024 or unit == "PiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")
+
+
+def memory_estimate(config: Any) -> dict[str, int]:
+    """The config's ``memory_estimate_bytes()`` (bytes by term), or ``{}`` for a
+    config without one.
+
+    The method is the protocol a config implements to be checked by
+    :func:`check_memory`: it returns, from the config's fields alone (no tracing,
+    no allocation), the bytes of the largest arrays that one training iteration
+    (or the final evaluation) holds at once, as a dict whose keys name the fields
+    that size each term, e.g. ``{"num_seeds * meta_batch * batch (rollouts)":
+    ...}``. It should be a lower bound, so that a refusal is never wrong.
+
+    Raises:
+      ValueError: the method returned something else than non-negative ints.
+    """
+    method = getattr(config, "memory_estimate_bytes", None)
+    if not callable(method):
+        return {}
+    terms = method()
+    if not isinstance(terms, Mapping) or not all(
+        isinstance(k, str) and is_int(v) and v >= 0 for k, v in terms.items()
+    ):
+        raise ValueError(
+            f"{type(config).__name__}.memory_estimate_bytes() must return a dict of "
+            f"non-negative int byte counts by term, got {terms!r}"
+        )
+    return {k: int(v) for k, v in terms.items()}
+
+
+def check_memory(config: Any, available_bytes: int, where: str = "memory") -> None:
+    """Raise ``ValueError`` if ``config`` needs more than ``available_bytes``.
+
+    Uses :func:`memory_estimate`; a config without ``memory_estimate_bytes()``
+    always passes. The message gives the estimate, what is available (``where``,
+    e.g. ``"host memory"``) and the dominant terms, which name the fields to
+    reduce.
+
+    Example: ``check_memory(cfg, 16 * 2**30, "host memory")``.
+    """
+    terms = memory_estimate(config)
+    total = sum(terms.values())
+    if total <= available_bytes:
+        return
+    ranked = sorted(terms.items(), key=lambda item: -item[1])
+    dominant = [ranked[0]] + [t for t in ranked[1:] if t[1] >= total / 10]
+    shown = "; ".join(f"{name}: {format_bytes(size)}" for name, size in dominant)
+    raise ValueError(
+        f"{type(config).__name__} needs at least {format_bytes(total)} at once, "
+        f"more than the {format_bytes(available_bytes)} of {where}; the largest "
+        f"arrays: {shown}. Reduce the fields named there."
+    )
 
 
 def _check_dataclass_instance(config: Any) -> None:
@@ -328,20 +519,31 @@ def _from_json_value(value: Any, tp: Any) -> Any:
             )
         return tuple(value)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            return value  # too large for a float: the config's check rejects it
     return value
 
 
 def config_from_json(cls: type, data: Mapping[str, Any]) -> Any:
     """Rebuild a ``cls`` instance from :func:`config_to_json` output (validated).
 
-    Fields missing from ``data`` take their defaults.
+    Fields missing from ``data`` take their defaults. ``data`` is untrusted (a file
+    may be corrupt): whatever the values, the outcome is a config or a
+    ``ValueError``.
 
     Raises:
-      ValueError: keys that ``cls`` does not have, or values it rejects.
+      ValueError: ``data`` is not a JSON object, has keys that ``cls`` does not
+        have, or values it rejects (any exception of ``cls``'s own validation on
+        such values is reported as a ``ValueError`` naming it).
     """
     if not dataclasses.is_dataclass(cls) or not isinstance(cls, type):
         raise TypeError(f"expected a dataclass type, got {cls!r}")
+    if not isinstance(data, Mapping):
+        raise ValueError(
+            f"a stored {cls.__name__} must be a JSON object, got {type(data).__name__}"
+        )
     types_ = _field_types(cls)
     unknown = sorted(set(data) - set(types_))
     if unknown:
@@ -349,8 +551,12 @@ def config_from_json(cls: type, data: Mapping[str, Any]) -> Any:
             f"{cls.__name__} has no field(s) {', '.join(unknown)}; "
             f"fields: {', '.join(types_)}"
         )
-    kwargs = {key: _from_json_value(value, types_[key]) for key, value in data.items()}
     try:
+        kwargs = {k: _from_json_value(v, types_[k]) for k, v in data.items()}
         return cls(**kwargs)
     except (TypeError, ValueError) as err:
         raise ValueError(f"invalid stored {cls.__name__}: {err}") from None
+    except Exception as err:  # a validation that trips over a value of a wrong type
+        raise ValueError(
+            f"invalid stored {cls.__name__}: {type(err).__name__}: {err}"
+        ) from None

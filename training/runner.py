@@ -30,9 +30,11 @@ Outcomes:
 * a non-finite loss: ``summary.json`` says ``"stopped"``, ``metrics.jsonl`` ends at
   the last good iteration, the last checkpoint is untouched, and
   :class:`NonFiniteLossError` is raised (``dilemmas train`` exits with code 1);
-* ``KeyboardInterrupt``: the state after the last completed chunk is
+* ``KeyboardInterrupt``, or ``SIGTERM`` (what schedulers send; it takes effect at
+  the end of the current chunk): the state after the last completed chunk is
   checkpointed, ``metrics.jsonl`` is cut to it, ``summary.json`` says
-  ``"interrupted"`` and the interrupt propagates (exit code 130).
+  ``"interrupted"`` and the interrupt propagates (:class:`Terminated`, a
+  ``KeyboardInterrupt``, for ``SIGTERM``; exit codes 130 and 143).
 
 Resumption is exact: the state (PRNG keys included) is the checkpoint's, the chunk
 boundaries are the same multiples of ``log_every``, so a resumed run ends with
@@ -42,6 +44,26 @@ interruption during a chunk so that it can be checkpointed.
 
 Every file except the append-only ``metrics.jsonl`` is written atomically (a
 temporary file in the same folder, ``fsync``, ``os.replace``).
+
+Safety of a run directory (``docs/run_directory.md``):
+
+* one writer: :func:`run` and :func:`resume` hold an exclusive ``flock`` on
+  ``RUN_DIR/.lock`` (:func:`lock_run_directory`) while they write; a second
+  process is refused with the holder's pid. The kernel releases the lock when the
+  process dies, so a killed run never leaves a stale lock.
+* integrity: ``latest.json`` records the sha256 of its checkpoint and of the
+  ``metrics.jsonl`` lines up to it; ``config.json`` records the sha256 of its own
+  content and of each field. Both are verified before a run resumes; a mismatch,
+  like any corrupt or inconsistent file, is a :class:`RunDirectoryError` naming
+  the file and what is wrong (files of older versions without these records are
+  accepted, unverified).
+* validation first: settings, the config's bounds and its memory estimate
+  (:func:`dilemmas.training.configs.check_memory` against
+  :func:`available_memory`) are checked before anything is compiled and before a
+  directory is created.
+* seeds: the run's key is :func:`dilemmas.envs.seeding.key_from_seed` of its
+  seed, any integer (the same key as ``jax.random.key(seed)`` for
+  ``0 <= seed < 2**32``).
 """
 
 from __future__ import annotations
@@ -49,14 +71,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import hashlib
 import json
 import math
 import os
 import re
+import signal
 import tempfile
+import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -65,7 +90,18 @@ import jax
 import numpy as np
 from flax import serialization
 
-from dilemmas.training.configs import config_from_json, config_to_json, to_json_value
+from dilemmas.envs.seeding import check_seed, key_from_seed
+from dilemmas.training.configs import (
+    check_ints,
+    check_memory,
+    config_from_json,
+    config_to_json,
+    is_int,
+    is_number,
+    parse_overrides,
+    replace_values,
+    to_json_value,
+)
 from dilemmas.training.experiment import Experiment
 
 #: ``format_version`` of the run directories this module writes and reads.
@@ -77,11 +113,30 @@ EVALUATION_FILE = "evaluation.json"
 SUMMARY_FILE = "summary.json"
 CHECKPOINT_DIR = "checkpoints"
 LATEST_FILE = "latest.json"
-_CHECKPOINT_NAME = re.compile(r"^iter_(\d{8,})\.msgpack$")
+LOCK_FILE = ".lock"
+#: Key of ``config.json`` holding the sha256 of the rest of the file.
+INTEGRITY_KEY = "integrity"
+_CHECKPOINT_NAME = re.compile(r"iter_([0-9]{8,})\.msgpack", re.ASCII)
+_SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
+_FIELD_DIGEST = re.compile(r"[0-9a-f]{16}", re.ASCII)
+_STATUSES = ("completed", "stopped", "interrupted")
 
 
 class RunDirectoryError(ValueError):
-    """A run directory that is missing, corrupt, or may not be (re)used."""
+    """A run directory that is missing, corrupt, in use, or may not be (re)used."""
+
+
+class Terminated(KeyboardInterrupt):
+    """The run received ``SIGTERM``; handled like ``KeyboardInterrupt`` (the last
+    completed chunk is checkpointed, ``summary.json`` says ``"interrupted"``).
+
+    Attributes:
+      signum: the signal number (``signal.SIGTERM``).
+    """
+
+    def __init__(self, signum: int = signal.SIGTERM):
+        super().__init__(f"received signal {signum}")
+        self.signum = signum
 
 
 class NonFiniteLossError(RuntimeError):
@@ -106,8 +161,9 @@ class RunSettings:
       checkpoint_every: iterations between checkpoints, a multiple of
         ``log_every``; the last iteration is always checkpointed.
       keep_checkpoints: how many of the newest checkpoints to keep.
-      seed: the run's key is ``jax.random.key(seed)``, passed to
-        ``experiment.init``.
+      seed: any integer; the run's key is
+        :func:`~dilemmas.envs.seeding.key_from_seed` of it (``jax.random.key(seed)``
+        for ``0 <= seed < 2**32``), passed to ``experiment.init``.
     """
 
     log_every: int
@@ -116,15 +172,8 @@ class RunSettings:
     seed: int = 0
 
     def __post_init__(self):
-        for name, low in (
-            ("log_every", 1),
-            ("checkpoint_every", 1),
-            ("keep_checkpoints", 1),
-            ("seed", 0),
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        check_ints(self, {"log_every": 1, "checkpoint_every": 1, "keep_checkpoints": 1})
+        object.__setattr__(self, "seed", check_seed(self.seed, "seed"))
         if self.checkpoint_every % self.log_every:
             raise ValueError(
                 f"checkpoint_every = {self.checkpoint_every} must be a multiple of "
@@ -200,11 +249,39 @@ def _write_json(path: Path, record: Any) -> None:
     atomic_write(path, (text + "\n").encode())
 
 
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of the range of floats")
+    return value
+
+
+def _loads(data: str | bytes) -> Any:
+    """``json.loads`` of what this module writes: no ``NaN``/``Infinity`` and no
+    float literals out of range (they become ``inf`` otherwise).
+
+    Raises:
+      ValueError: not JSON, not UTF-8, or nested too deeply.
+    """
+    try:
+        return json.loads(
+            data, parse_constant=_reject_constant, parse_float=_finite_float
+        )
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def _read_json(path: Path, what: str) -> Any:
     try:
-        return json.loads(path.read_text())
+        return _loads(path.read_bytes())
     except FileNotFoundError:
         raise RunDirectoryError(f"{path.parent} has no {path.name} ({what})") from None
+    except IsADirectoryError:
+        raise RunDirectoryError(f"{path} is a directory, not a file") from None
     except (OSError, ValueError) as err:
         raise RunDirectoryError(f"{path} is not readable JSON ({err})") from None
 
@@ -223,30 +300,202 @@ def _dilemmas_version() -> str:
         return "unknown"
 
 
-def read_config(run_dir: str | Path) -> dict[str, Any]:
-    """``config.json`` of a run directory, checked for a known ``format_version``.
+# --------------------------------------------------------------------------------------
+# One writer per run directory
+
+
+def _lock_holder(fd: int) -> str:
+    with contextlib.suppress(OSError, ValueError):
+        text = os.pread(fd, 32, 0).decode("ascii").strip()
+        if text.isdigit():
+            return f"pid {int(text)}"
+    return "pid unknown"
+
+
+@contextlib.contextmanager
+def lock_run_directory(run_dir: str | Path) -> Iterator[None]:
+    """Hold the exclusive lock of ``run_dir`` (``flock`` on ``RUN_DIR/.lock``).
+
+    The lock file keeps the holder's pid for the refusal message. The kernel drops
+    the lock when the holder's file descriptor closes, including when the process
+    is killed, so there are no stale locks; the file itself stays (removing it
+    would let two processes lock two different files). ``flock`` is advisory and
+    may not work across machines on network file systems; on systems without
+    ``fcntl`` there is no lock.
 
     Raises:
-      RunDirectoryError: no such directory, no or unreadable ``config.json``, or a
-        ``format_version`` this version of dilemmas does not know.
+      RunDirectoryError: another process holds the lock (its pid is named).
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    run_dir = Path(run_dir)
+    path = run_dir / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise RunDirectoryError(f"cannot open the lock file {path}: {err}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunDirectoryError(
+                f"{run_dir} is in use by another dilemmas process ({_lock_holder(fd)}"
+                f" holds {path}); two writers would interleave its files. Wait for "
+                "it to finish or stop it, then resume with `dilemmas train --resume "
+                f"{run_dir}`"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------------------
+# config.json
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), allow_nan=False
+    ).encode()
+
+
+def _leaves(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted paths of the values of a JSON object (non-empty objects are
+    flattened, everything else is a leaf)."""
+    leaves = {}
+    for key, value in record.items():
+        if isinstance(value, dict) and value:
+            leaves.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            leaves[f"{prefix}{key}"] = value
+    return leaves
+
+
+def config_integrity(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``"integrity"`` entry of a ``config.json`` record: the sha256 of the
+    canonical JSON of every other entry, and a short digest of each field (dotted
+    path) so that a mismatch can name the fields that changed."""
+    body = {k: v for k, v in record.items() if k != INTEGRITY_KEY}
+    fields = {
+        path: hashlib.sha256(_canonical(value)).hexdigest()[:16]
+        for path, value in _leaves(body).items()
+    }
+    return {"sha256": hashlib.sha256(_canonical(body)).hexdigest(), "fields": fields}
+
+
+def _write_config(run_dir: Path, record: Mapping[str, Any]) -> dict[str, Any]:
+    body = to_json_value({k: v for k, v in record.items() if k != INTEGRITY_KEY})
+    body[INTEGRITY_KEY] = config_integrity(body)
+    _write_json(run_dir / CONFIG_FILE, body)
+    return body
+
+
+def _verify_integrity(path: Path, record: dict[str, Any]) -> None:
+    stored = record.get(INTEGRITY_KEY)
+    if stored is None:  # written before dilemmas recorded it: not verifiable
+        return
+    if (
+        not isinstance(stored, dict)
+        or not isinstance(stored.get("sha256"), str)
+        or not _SHA256.fullmatch(stored["sha256"])
+        or not isinstance(stored.get("fields"), dict)
+        or not all(
+            isinstance(v, str) and _FIELD_DIGEST.fullmatch(v)
+            for v in stored["fields"].values()
+        )
+    ):
+        raise RunDirectoryError(
+            f"{path}: its {INTEGRITY_KEY!r} entry is corrupt (expected the sha256 "
+            "of the file and a digest per field)"
+        )
+    try:
+        current = config_integrity(record)
+    except (TypeError, ValueError) as err:
+        raise RunDirectoryError(
+            f"{path} holds values JSON cannot hold ({err})"
+        ) from None
+    if current["sha256"] == stored["sha256"]:
+        return
+    now, then = current["fields"], stored["fields"]
+    changed = sorted(k for k in set(now) | set(then) if now.get(k) != then.get(k))
+    what = (
+        f"fields that differ from what the run wrote: {', '.join(changed)}"
+        if changed
+        else "its content does not match its recorded sha256"
+    )
+    raise RunDirectoryError(
+        f"{path} was changed after the run wrote it ({what}). Restore it; to "
+        "change a config field of a run on purpose, resume it with `dilemmas train "
+        f"--resume {path.parent} --set key=value`"
+    )
+
+
+def read_config(run_dir: str | Path) -> dict[str, Any]:
+    """``config.json`` of a run directory, checked before anything uses it.
+
+    Checked: a known ``format_version``, the type of every entry, and the recorded
+    sha256 (``"integrity"``, absent from run directories of older versions, which
+    are accepted unverified).
+
+    Raises:
+      RunDirectoryError: no such directory, no or unreadable ``config.json``, a
+        ``format_version`` this version of dilemmas does not know, a missing or
+        mistyped entry, or content that does not match its sha256 (naming the
+        fields that differ).
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirectoryError(f"no run directory at {run_dir}")
-    config = _read_json(run_dir / CONFIG_FILE, "not a run directory?")
+    path = run_dir / CONFIG_FILE
+    config = _read_json(path, "not a run directory?")
     if not isinstance(config, dict):
-        raise RunDirectoryError(f"{run_dir / CONFIG_FILE} is not a JSON object")
+        raise RunDirectoryError(f"{path} is not a JSON object")
     found = config.get("format_version")
-    if found != FORMAT_VERSION:
+    if not is_int(found) or found != FORMAT_VERSION:
         raise RunDirectoryError(
-            f"{run_dir / CONFIG_FILE} has format_version {found!r}, but this version "
+            f"{path} has format_version {found!r}, but this version "
             f"of dilemmas ({_dilemmas_version()}) reads format_version "
             f"{FORMAT_VERSION}"
         )
     for key in ("kind", "config", "run"):
         if key not in config:
-            raise RunDirectoryError(f"{run_dir / CONFIG_FILE} has no {key!r} entry")
+            raise RunDirectoryError(f"{path} has no {key!r} entry")
+    _verify_integrity(path, config)
+    expected = {
+        "kind": (str, "a string"),
+        "config": (dict, "an object"),
+        "run": (dict, "an object"),
+        "preset": ((str, type(None)), "a string or null"),
+        "overrides": (dict, "an object"),
+        "dilemmas_version": (str, "a string"),
+        "created": (str, "a string"),
+        "resumed_with_overrides": (list, "a list"),
+    }
+    for key, (types_, shown) in expected.items():
+        if key in config and not isinstance(config[key], types_):
+            raise RunDirectoryError(
+                f"{path}: {key!r} must be {shown}, got {config[key]!r:.80}"
+            )
+    num_seeds = config.get("num_seeds", 1)
+    if not is_int(num_seeds) or num_seeds < 1:
+        raise RunDirectoryError(
+            f"{path}: 'num_seeds' must be an int >= 1, got {num_seeds!r}"
+        )
     return config
+
+
+def _settings(config: Mapping[str, Any], run_dir: Path) -> RunSettings:
+    try:
+        return RunSettings(**config["run"])
+    except (TypeError, ValueError) as err:
+        raise RunDirectoryError(
+            f"{run_dir / CONFIG_FILE}: bad 'run' entry ({err})"
+        ) from None
 
 
 # --------------------------------------------------------------------------------------
@@ -296,25 +545,50 @@ def state_from_bytes(template: Any, data: bytes) -> Any:
             return jax.random.wrap_key_data(value, impl=impl)
         return jax.numpy.asarray(value)
 
-    return jax.tree.map(restore, template, raw_template, restored)
+    try:
+        return jax.tree.map(restore, template, raw_template, restored)
+    except ValueError:
+        raise
+    except Exception as err:  # a structure or leaf msgpack decoded differently
+        raise ValueError(
+            f"not a checkpoint of this state ({type(err).__name__}: {err})"
+        ) from None
 
 
 def _checkpoint_files(folder: Path) -> list[tuple[int, Path]]:
     files = []
     for path in folder.glob("iter_*.msgpack"):
-        match = _CHECKPOINT_NAME.match(path.name)
+        match = _CHECKPOINT_NAME.fullmatch(path.name)
         if match:
             files.append((int(match.group(1)), path))
     return sorted(files)
 
 
-def save_checkpoint(run_dir: Path, iteration: int, state: Any, keep: int) -> Path:
-    """Write ``iter_XXXXXXXX.msgpack`` and ``latest.json``; keep the newest ``keep``."""
+def save_checkpoint(
+    run_dir: Path,
+    iteration: int,
+    state: Any,
+    keep: int,
+    metrics: tuple[int, str] | None = None,
+) -> Path:
+    """Write ``iter_XXXXXXXX.msgpack`` and ``latest.json``; keep the newest ``keep``.
+
+    ``latest.json`` records the file's sha256 and, when given, ``metrics`` =
+    ``(bytes, sha256)`` of ``metrics.jsonl`` up to this iteration.
+    """
     folder = run_dir / CHECKPOINT_DIR
     folder.mkdir(exist_ok=True)
     name = f"iter_{iteration:08d}.msgpack"
-    atomic_write(folder / name, state_to_bytes(state))
-    latest = {"iteration": iteration, "file": name}
+    data = state_to_bytes(state)
+    atomic_write(folder / name, data)
+    latest = {
+        "iteration": iteration,
+        "file": name,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+    }
+    if metrics is not None:
+        latest["metrics_bytes"], latest["metrics_sha256"] = metrics
     atomic_write(folder / LATEST_FILE, (json.dumps(latest) + "\n").encode())
     for _, old in _checkpoint_files(folder)[:-keep]:
         if old.name != name:
@@ -323,58 +597,180 @@ def save_checkpoint(run_dir: Path, iteration: int, state: Any, keep: int) -> Pat
     return folder / name
 
 
-def latest_checkpoint(run_dir: str | Path) -> tuple[int, Path] | None:
-    """``(iteration, path)`` of the newest checkpoint, or ``None`` when there is none.
+class Checkpoint(NamedTuple):
+    """What ``latest.json`` says about the newest checkpoint (``None``: not
+    recorded, by an older version or without ``latest.json``)."""
 
-    ``latest.json`` names it; without ``latest.json`` (a run killed between the
-    first checkpoint and its pointer) the newest complete ``iter_*.msgpack`` is
-    used, complete because every checkpoint is written atomically.
+    iteration: int
+    path: Path
+    sha256: str | None = None
+    size: int | None = None
+    metrics_bytes: int | None = None
+    metrics_sha256: str | None = None
+
+
+def _pointer_entry(latest: dict, key: str, pointer: Path, check, shown: str) -> Any:
+    if key not in latest:
+        return None
+    value = latest[key]
+    if not check(value):
+        raise RunDirectoryError(
+            f"{pointer}: {key!r} must be {shown}, got {value!r:.80}"
+        )
+    return value
+
+
+def _read_pointer(pointer: Path) -> Checkpoint:
+    latest = _read_json(pointer, "checkpoint pointer")
+    if not isinstance(latest, dict):
+        raise RunDirectoryError(
+            f"{pointer} is not a checkpoint pointer: {latest!r:.80}"
+        )
+    for key in ("iteration", "file"):
+        if key not in latest:
+            raise RunDirectoryError(f"{pointer} has no {key!r} entry")
+    iteration = _pointer_entry(
+        latest, "iteration", pointer, lambda v: is_int(v) and v >= 1, "an int >= 1"
+    )
+    name = _pointer_entry(
+        latest,
+        "file",
+        pointer,
+        lambda v: isinstance(v, str) and _CHECKPOINT_NAME.fullmatch(v),
+        "the name of a checkpoint in checkpoints/ (iter_XXXXXXXX.msgpack)",
+    )
+    if int(_CHECKPOINT_NAME.fullmatch(name).group(1)) != iteration:
+        raise RunDirectoryError(
+            f"{pointer} names {name} but says iteration {iteration}"
+        )
+
+    def is_hash(v: Any) -> bool:
+        return isinstance(v, str) and _SHA256.fullmatch(v) is not None
+
+    def is_size(v: Any) -> bool:
+        return is_int(v) and v >= 0
+
+    found = Checkpoint(
+        iteration,
+        pointer.parent / name,
+        _pointer_entry(latest, "sha256", pointer, is_hash, "a sha256 hex digest"),
+        _pointer_entry(latest, "size", pointer, is_size, "an int >= 0"),
+        _pointer_entry(latest, "metrics_bytes", pointer, is_size, "an int >= 0"),
+        _pointer_entry(
+            latest, "metrics_sha256", pointer, is_hash, "a sha256 hex digest"
+        ),
+    )
+    if (found.metrics_bytes is None) != (found.metrics_sha256 is None):
+        raise RunDirectoryError(
+            f"{pointer} has one of 'metrics_bytes' and 'metrics_sha256' without "
+            "the other"
+        )
+    if not found.path.is_file():
+        raise RunDirectoryError(f"{pointer} names {name}, which is missing")
+    return found
+
+
+def find_checkpoint(run_dir: str | Path) -> Checkpoint | None:
+    """The newest checkpoint as ``latest.json`` records it, or ``None``.
+
+    ``latest.json`` may only name a file ``iter_XXXXXXXX.msgpack`` of
+    ``checkpoints/`` (no path separators, no ``..``) whose number is its
+    ``iteration``. Without ``latest.json`` (a run killed between its first
+    checkpoint and the pointer) the single ``iter_*.msgpack`` is used, unverified;
+    several checkpoints without a pointer are an error (one was deleted).
 
     Raises:
-      RunDirectoryError: ``latest.json`` is unreadable or names a missing file.
+      RunDirectoryError: ``latest.json`` is unreadable, malformed, inconsistent or
+        names a missing file, or is missing while there are several checkpoints.
     """
     folder = Path(run_dir) / CHECKPOINT_DIR
     pointer = folder / LATEST_FILE
-    if pointer.exists():
-        latest = _read_json(pointer, "checkpoint pointer")
-        if (
-            not isinstance(latest, dict)
-            or not isinstance(latest.get("iteration"), int)
-            or not isinstance(latest.get("file"), str)
-        ):
-            raise RunDirectoryError(f"{pointer} is not a checkpoint pointer: {latest}")
-        path = folder / latest["file"]
-        if not path.is_file():
-            raise RunDirectoryError(
-                f"{pointer} names {latest['file']}, which is missing"
-            )
-        return latest["iteration"], path
+    if pointer.exists() or pointer.is_symlink():
+        return _read_pointer(pointer)
     files = _checkpoint_files(folder) if folder.is_dir() else []
-    return files[-1] if files else None
+    if len(files) > 1:
+        raise RunDirectoryError(
+            f"{pointer} is missing but {folder} holds {len(files)} checkpoints "
+            f"({', '.join(p.name for _, p in files)}); restore {LATEST_FILE}, or "
+            "delete the checkpoints that are not the run's latest"
+        )
+    return Checkpoint(*files[0]) if files else None
+
+
+def latest_checkpoint(run_dir: str | Path) -> tuple[int, Path] | None:
+    """``(iteration, path)`` of the newest checkpoint, or ``None`` when there is none
+    (see :func:`find_checkpoint`, which also gives the recorded checksums).
+
+    Raises:
+      RunDirectoryError: as :func:`find_checkpoint`.
+    """
+    found = find_checkpoint(run_dir)
+    return None if found is None else (found.iteration, found.path)
+
+
+def _checkpoint_bytes(found: Checkpoint) -> bytes:
+    try:
+        data = found.path.read_bytes()
+    except OSError as err:
+        raise RunDirectoryError(f"cannot read {found.path}: {err}") from None
+    if found.sha256 is None:
+        warnings.warn(
+            f"{found.path} is not verified: no sha256 is recorded for it (a run "
+            f"directory of an older dilemmas, or a missing {LATEST_FILE})",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    elif (found.size is not None and len(data) != found.size) or (
+        hashlib.sha256(data).hexdigest() != found.sha256
+    ):
+        size = "" if found.size is None else f", {found.size} bytes when written"
+        raise RunDirectoryError(
+            f"{found.path} is corrupt: its sha256 does not match the one recorded "
+            f"in {LATEST_FILE} ({len(data)} bytes now{size}). Restore the file, or "
+            "start a new run"
+        )
+    return data
+
+
+def read_checkpoint(run_dir: str | Path) -> tuple[int, bytes] | None:
+    """``(iteration, msgpack bytes)`` of the newest checkpoint, verified against
+    the sha256 in ``latest.json``; ``None`` when there is no checkpoint.
+
+    For readers of other runs' checkpoints (e.g. to initialise from them): restore
+    with :func:`state_from_bytes` or ``flax.serialization.msgpack_restore``.
+
+    Raises:
+      RunDirectoryError: as :func:`find_checkpoint`, or a checksum mismatch.
+    """
+    found = find_checkpoint(run_dir)
+    return None if found is None else (found.iteration, _checkpoint_bytes(found))
 
 
 def load_checkpoint(run_dir: str | Path, experiment: Experiment) -> tuple[int, Any]:
     """``(iteration, state)`` of the newest checkpoint of a run directory.
 
-    The template is ``experiment.init(jax.random.key(seed))`` with the run's seed.
+    The template is ``experiment.init(key_from_seed(seed))`` with the run's seed;
+    the bytes are verified against ``latest.json``.
 
     Raises:
-      RunDirectoryError: no checkpoint, or one that does not fit the experiment.
+      RunDirectoryError: no checkpoint, a corrupt one, or one that does not fit
+        the experiment.
     """
-    config = read_config(run_dir)
-    found = latest_checkpoint(run_dir)
+    run_dir = Path(run_dir)
+    settings = _settings(read_config(run_dir), run_dir)
+    found = find_checkpoint(run_dir)
     if found is None:
         raise RunDirectoryError(f"{run_dir} has no checkpoint yet")
-    seed = int(config["run"].get("seed", 0))
-    template = experiment.init(jax.random.key(seed))
-    return found[0], _restore(found[1], template)
+    template = experiment.init(key_from_seed(settings.seed))
+    return found.iteration, _restore(found, template)
 
 
-def _restore(path: Path, template: Any) -> Any:
+def _restore(found: Checkpoint, template: Any, hint: str = "") -> Any:
+    data = _checkpoint_bytes(found)
     try:
-        return state_from_bytes(template, path.read_bytes())
-    except (OSError, ValueError) as err:
-        raise RunDirectoryError(f"cannot restore {path}: {err}") from None
+        return state_from_bytes(template, data)
+    except ValueError as err:
+        raise RunDirectoryError(f"cannot restore {found.path}: {err}{hint}") from None
 
 
 # --------------------------------------------------------------------------------------
@@ -437,31 +833,123 @@ def _first_non_finite(
     return found
 
 
-def _truncate_metrics(path: Path, iteration: int) -> float:
+def _is_metric_value(value: Any) -> bool:
+    if value is None or (is_number(value) and math.isfinite(value)):
+        return True
+    return isinstance(value, list) and all(_is_metric_value(v) for v in value)
+
+
+def _check_metric_line(path: Path, number: int, record: Any, names: set) -> float:
+    """Check one parsed ``metrics.jsonl`` line against the contract; return its
+    ``wall_time``."""
+    where = f"{path} line {number}"
+    if not isinstance(record, dict):
+        raise RunDirectoryError(f"{where} is not a JSON object")
+    wall = record.get("wall_time")
+    if not is_number(wall) or not math.isfinite(wall) or wall < 0:
+        raise RunDirectoryError(f"{where}: 'wall_time' must be a number >= 0")
+    for name, value in record.items():
+        if name not in ("iteration", "wall_time") and not _is_metric_value(value):
+            raise RunDirectoryError(
+                f"{where}: metric {name!r} must be numbers or null in lists"
+            )
+    if names and set(record) != names:
+        raise RunDirectoryError(
+            f"{where} has the keys {sorted(record)}, the lines before {sorted(names)}"
+        )
+    return float(wall)
+
+
+def _verified_metrics(path: Path, found: Checkpoint | None) -> bytes | None:
+    """The bytes of ``metrics.jsonl`` up to the checkpoint, verified against the
+    sha256 recorded with it; ``None`` when none is recorded."""
+    if found is None or found.metrics_sha256 is None:
+        return None
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise RunDirectoryError(
+            f"{path} is missing but there is a checkpoint"
+        ) from None
+    except OSError as err:
+        raise RunDirectoryError(f"cannot read {path}: {err}") from None
+    prefix = data[: found.metrics_bytes]
+    if (
+        len(prefix) != found.metrics_bytes
+        or hashlib.sha256(prefix).hexdigest() != found.metrics_sha256
+    ):
+        raise RunDirectoryError(
+            f"{path} does not match the sha256 recorded with the checkpoint "
+            f"{found.path.name}: its first {found.metrics_bytes} bytes (iterations "
+            f"1 to {found.iteration}) were changed or cut ({len(data)} bytes now). "
+            "Restore the file, or start a new run"
+        )
+    return prefix
+
+
+def _truncate_metrics(
+    path: Path, iteration: int, verified: bytes | None = None
+) -> tuple[float, bytes]:
     """Keep the lines of iterations ``1..iteration`` (dropping later ones and a torn
-    last line) and return the ``wall_time`` of the last kept line."""
-    if not path.exists():
+    last line); return the ``wall_time`` of the last kept line and the kept bytes.
+
+    ``verified`` is the prefix that :func:`_verified_metrics` checked; without it
+    (run directories of older versions) every kept line is checked against the
+    contract.
+
+    Raises:
+      RunDirectoryError: fewer complete lines than ``iteration``, lines out of
+        order, or a line that breaks the contract.
+    """
+    if verified is None and not path.exists():
         if iteration > 0:
             raise RunDirectoryError(f"{path} is missing but there is a checkpoint")
-        return 0.0
-    data = path.read_bytes()
+        return 0.0, b""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise RunDirectoryError(f"cannot read {path}: {err}") from None
+    if verified is not None:
+        lines = verified.split(b"\n")[:-1] if verified else []
+        if len(lines) != iteration or (verified and not verified.endswith(b"\n")):
+            raise RunDirectoryError(
+                f"{path}: the bytes recorded with the checkpoint hold {len(lines)} "
+                f"lines, but the checkpoint is at iteration {iteration}"
+            )
+        wall_time = 0.0
+        if lines:
+            try:
+                record = _loads(lines[-1])
+            except ValueError as err:
+                raise RunDirectoryError(f"{path} line {iteration}: {err}") from None
+            wall_time = _check_metric_line(path, iteration, record, set())
+        if data != verified:
+            atomic_write(path, verified)
+        return wall_time, verified
     kept: list[bytes] = []
+    names: set = set()
     wall_time = 0.0
     for line in data.split(b"\n"):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = _loads(line)
         except ValueError:
             break  # a torn line: everything after it is unwritten
-        if not isinstance(record, dict) or record.get("iteration", 0) > iteration:
-            break
-        if record.get("iteration") != len(kept) + 1:
+        number = len(kept) + 1
+        step = record.get("iteration") if isinstance(record, dict) else None
+        if not is_int(step):
             raise RunDirectoryError(
-                f"{path} line {len(kept) + 1} is iteration {record.get('iteration')}"
+                f"{path} line {number}: 'iteration' must be an integer, got "
+                f"{step!r:.40}"
             )
+        if step > iteration:
+            break
+        if step != number:
+            raise RunDirectoryError(f"{path} line {number} is iteration {step}")
+        wall_time = _check_metric_line(path, number, record, names)
+        names = set(record)
         kept.append(line)
-        wall_time = float(record.get("wall_time", 0.0))
     if len(kept) != iteration:
         raise RunDirectoryError(
             f"{path} has {len(kept)} complete lines, but the checkpoint is at "
@@ -470,7 +958,7 @@ def _truncate_metrics(path: Path, iteration: int) -> float:
     text = b"".join(line + b"\n" for line in kept)
     if text != data:
         atomic_write(path, text)
-    return wall_time
+    return wall_time, text
 
 
 # --------------------------------------------------------------------------------------
@@ -577,6 +1065,13 @@ class _Loop:
     progress: bool
     chunks: dict[int, Callable] = dataclasses.field(default_factory=dict, init=False)
     last_checkpoint: int = dataclasses.field(default=-1, init=False)
+    # sha256 and size of metrics.jsonl as written, and as of the last completed
+    # chunk (what a checkpoint of that chunk records).
+    metrics_hash: Any = dataclasses.field(default=None, init=False)
+    metrics_size: int = dataclasses.field(default=0, init=False)
+    metrics_done: tuple[int, str] = dataclasses.field(default=(0, ""), init=False)
+    # the signal (SIGTERM) that asked the run to stop after the current chunk
+    stop_signal: int | None = dataclasses.field(default=None, init=False)
 
     def chunk(self, length: int) -> Callable:
         if length not in self.chunks:
@@ -608,16 +1103,39 @@ class _Loop:
         return summary
 
     def checkpoint(self, iteration: int, state: Any) -> None:
-        save_checkpoint(self.run_dir, iteration, state, self.settings.keep_checkpoints)
+        save_checkpoint(
+            self.run_dir,
+            iteration,
+            state,
+            self.settings.keep_checkpoints,
+            metrics=self.metrics_done,
+        )
         self.last_checkpoint = iteration
 
-    def drive(self, state: Any, start: int, wall_offset: float) -> dict[str, Any]:
+    def commit_metrics(self) -> None:
+        """Mark the metrics written so far as those of the last completed chunk."""
+        self.metrics_done = (self.metrics_size, self.metrics_hash.hexdigest())
+
+    def drive(
+        self, state: Any, start: int, wall_offset: float, metrics: bytes = b""
+    ) -> dict[str, Any]:
+        """Train from ``state`` at iteration ``start``; ``metrics`` is the content
+        of ``metrics.jsonl`` (its ``start`` lines)."""
+        with _sigterm_requests_stop(self):
+            return self._drive(state, start, wall_offset, metrics)
+
+    def _drive(
+        self, state: Any, start: int, wall_offset: float, metrics: bytes
+    ) -> dict[str, Any]:
         from tensorboardX import SummaryWriter
         from tqdm.auto import tqdm
 
         experiment, settings = self.experiment, self.settings
         total = experiment.iterations
         self.last_checkpoint = start
+        self.metrics_hash = hashlib.sha256(metrics)
+        self.metrics_size = len(metrics)
+        self.commit_metrics()
         clock0 = time.perf_counter() - wall_offset
         done = (start, state)  # the last chunk whose metric lines are all written
         last_metrics: dict[str, np.ndarray] = {}
@@ -671,6 +1189,7 @@ class _Loop:
                     raise self.stop(bad, iteration, chunk_end)
                 last_metrics = {name: value[-1] for name, value in metrics.items()}
                 done = (iteration + length, new_state)
+                self.commit_metrics()
                 if done[0] % settings.checkpoint_every == 0 or done[0] == total:
                     self.checkpoint(*done)
                 bar.set_postfix(
@@ -682,8 +1201,10 @@ class _Loop:
                 )
                 bar.update(length)
                 previous_end = time.perf_counter() - clock0
-        except KeyboardInterrupt:
-            self.interrupted(*done, time.perf_counter() - clock0)
+                if self.stop_signal is not None:
+                    raise Terminated(self.stop_signal)
+        except KeyboardInterrupt as err:
+            self.interrupted(*done, time.perf_counter() - clock0, err)
             raise
         finally:
             bar.close()
@@ -738,15 +1259,24 @@ class _Loop:
             for name, mean in means.items():
                 if np.isfinite(mean[k]):
                     writer.add_scalar(name, float(mean[k]), step)
-        with open(self.run_dir / METRICS_FILE, "a", encoding="utf-8") as f:
-            f.write("\n".join(lines) + "\n")
+        data = ("\n".join(lines) + "\n").encode()
+        with open(self.run_dir / METRICS_FILE, "ab") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        self.metrics_hash.update(data)
+        self.metrics_size += len(data)
         writer.flush()
 
     def last_logged_metrics(self) -> dict[str, np.ndarray]:
-        lines = (self.run_dir / METRICS_FILE).read_text().splitlines()
-        record = json.loads(lines[-1])
+        path = self.run_dir / METRICS_FILE
+        try:
+            record = _loads(path.read_bytes().splitlines()[-1])
+            _check_metric_line(path, self.experiment.iterations, record, set())
+        except (OSError, ValueError, IndexError) as err:
+            raise RunDirectoryError(
+                f"cannot read the last line of {path}: {err}"
+            ) from None
         return {
             name: np.asarray(
                 [np.nan if v is None else v for v in np.ravel(value)], np.float64
@@ -778,21 +1308,103 @@ class _Loop:
         summary = self.write_summary("stopped", message, step - 1, wall_time)
         return NonFiniteLossError(message, summary)
 
-    def interrupted(self, iteration: int, state: Any, wall_time: float) -> None:
+    def interrupted(
+        self, iteration: int, state: Any, wall_time: float, why: BaseException
+    ) -> None:
         if iteration > 0 and iteration != self.last_checkpoint:
             self.checkpoint(iteration, state)
-        _truncate_metrics(self.run_dir / METRICS_FILE, iteration)
+        path, size = self.run_dir / METRICS_FILE, self.metrics_done[0]
+        if path.exists() and path.stat().st_size != size:
+            with open(path, "rb") as f:
+                atomic_write(path, f.read(size))  # the lines 1..iteration
+        signum = getattr(why, "signum", None)
+        by = f" by {signal.Signals(signum).name}" if signum else ""
         self.write_summary(
             "interrupted",
-            f"interrupted after iteration {iteration}; continue with "
+            f"interrupted{by} after iteration {iteration}; continue with "
             f"`dilemmas train --resume {self.run_dir}`",
             iteration,
             wall_time,
         )
 
 
+@contextlib.contextmanager
+def _sigterm_requests_stop(loop: _Loop) -> Iterator[None]:
+    """While the loop runs, ``SIGTERM`` asks it to stop at the end of the current
+    chunk (it then raises :class:`Terminated`): the signal never interrupts a
+    write or a library call halfway. Only in the main thread, where Python runs
+    signal handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        del frame
+        loop.stop_signal = signum
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 # --------------------------------------------------------------------------------------
 # Entry points
+
+
+def available_memory() -> tuple[int, str] | None:
+    """``(bytes, what)``: the memory the run's arrays can use, or ``None`` when it
+    is unknown.
+
+    On CPU the host's physical memory (``os.sysconf``); on accelerators the sum of
+    ``device.memory_stats()["bytes_limit"]`` over the local devices.
+    """
+    try:
+        devices = jax.local_devices()
+    except RuntimeError:
+        return None
+    if not devices:
+        return None
+    platform = devices[0].platform
+    if platform == "cpu":
+        try:
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (AttributeError, OSError, ValueError):
+            return None
+        return (total, "host memory") if total > 0 else None
+    limits = []
+    for device in devices:
+        try:
+            stats = device.memory_stats() or {}
+        except Exception:  # backends without memory statistics
+            return None
+        if not is_int(stats.get("bytes_limit")):
+            return None
+        limits.append(int(stats["bytes_limit"]))
+    return sum(limits), f"memory of {len(devices)} {platform} device(s)"
+
+
+def _check_memory(config: Any) -> None:
+    found = available_memory()
+    if found is not None:
+        check_memory(config, *found)
+
+
+def _check_new_directory(run_dir: Path) -> None:
+    """``run_dir`` is missing or empty (a lock file left by an attempt that was
+    refused counts as empty)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirectoryError(f"{run_dir} exists and is not a directory")
+    if run_dir.is_dir() and any(p.name != LOCK_FILE for p in run_dir.iterdir()):
+        raise RunDirectoryError(
+            f"refusing to write into the non-empty directory {run_dir}; continue it "
+            f"with `dilemmas train --resume {run_dir}` or choose another --run-dir"
+        )
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def run(
@@ -809,6 +1421,11 @@ def run(
 ) -> dict[str, Any]:
     """Train ``experiment`` into a new run directory and return its summary.
 
+    Everything is validated (settings, the seed, the config's memory estimate
+    against :func:`available_memory`) before anything is compiled or any
+    directory is created; the directory is then written under its lock
+    (:func:`lock_run_directory`).
+
     Args:
       experiment: what to run (:class:`~dilemmas.training.experiment.Experiment`).
       run_dir: a new or empty directory (created with its parents).
@@ -818,16 +1435,20 @@ def run(
       log_every, checkpoint_every, keep_checkpoints: see :class:`RunSettings`
         (defaults: :func:`make_settings`).
       progress: show a progress bar.
-      seed: the run's seed; default ``experiment.config.seed`` (0 without one).
+      seed: the run's seed, any integer; default ``experiment.config.seed`` (0
+        without one).
 
     Returns:
       The ``summary.json`` record of the completed run.
 
     Raises:
-      ValueError: bad settings, or metrics that do not fit the contract.
-      RunDirectoryError: ``run_dir`` is a file or a non-empty directory.
+      ValueError: bad settings, a config too large for the memory, or metrics that
+        do not fit the contract.
+      RunDirectoryError: ``run_dir`` is a file or a non-empty directory, or
+        another process holds its lock.
       NonFiniteLossError: a loss metric became non-finite (the run stopped).
-      KeyboardInterrupt: after checkpointing the last completed chunk.
+      KeyboardInterrupt: after checkpointing the last completed chunk
+        (:class:`Terminated` for ``SIGTERM``).
     """
     if seed is None:
         seed = getattr(experiment.config, "seed", 0)
@@ -838,16 +1459,10 @@ def run(
         keep_checkpoints=keep_checkpoints,
         seed=seed,
     )
+    _check_memory(experiment.config)
     run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RunDirectoryError(f"{run_dir} exists and is not a directory")
-    if run_dir.is_dir() and any(run_dir.iterdir()):
-        raise RunDirectoryError(
-            f"refusing to write into the non-empty directory {run_dir}; continue it "
-            f"with `dilemmas train --resume {run_dir}` or choose another --run-dir"
-        )
-    state = experiment.init(jax.random.key(settings.seed))
-    run_dir.mkdir(parents=True, exist_ok=True)
+    _check_new_directory(run_dir)
+    state = experiment.init(key_from_seed(settings.seed))
     record = {
         "format_version": FORMAT_VERSION,
         "dilemmas_version": _dilemmas_version(),
@@ -857,11 +1472,44 @@ def run(
         "config": config_to_json(experiment.config),
         "run": dataclasses.asdict(settings),
         "num_seeds": _num_seeds(state),
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "created": _now(),
     }
-    _write_json(run_dir / CONFIG_FILE, record)
-    loop = _Loop(experiment, run_dir, settings, preset or experiment.kind, progress)
-    return loop.drive(state, 0, 0.0)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with lock_run_directory(run_dir):
+        _check_new_directory(run_dir)  # nobody came first
+        _write_config(run_dir, record)
+        loop = _Loop(experiment, run_dir, settings, preset or experiment.kind, progress)
+        return loop.drive(state, 0, 0.0)
+
+
+def _stored_config(config: Mapping[str, Any]) -> Any:
+    """The preset's config class filled with the stored resolved config."""
+    from dilemmas.training.presets import get_preset
+
+    preset = config.get("preset")
+    if not preset:
+        raise RunDirectoryError(
+            "the run was not started from a preset; pass the experiment to resume()"
+        )
+    try:
+        return config_from_json(type(get_preset(preset)), config["config"])
+    except ValueError as err:
+        raise RunDirectoryError(f"cannot rebuild the run's experiment: {err}") from None
+
+
+def _experiment(resolved: Any, config: Mapping[str, Any]) -> Experiment:
+    from dilemmas.training.presets import experiment_from_config
+
+    try:
+        experiment = experiment_from_config(resolved)
+    except ValueError as err:
+        raise RunDirectoryError(f"cannot rebuild the run's experiment: {err}") from None
+    if experiment.kind != config["kind"]:
+        raise RunDirectoryError(
+            f"preset {config.get('preset')!r} is now a {experiment.kind!r} "
+            f"experiment, the run is {config['kind']!r}"
+        )
+    return experiment
 
 
 def experiment_from_run(config: Mapping[str, Any]) -> Experiment:
@@ -872,25 +1520,61 @@ def experiment_from_run(config: Mapping[str, Any]) -> Experiment:
       RunDirectoryError: no preset recorded, an unknown preset, or a stored
         config the preset's class rejects.
     """
-    from dilemmas.training.presets import experiment_from_config, get_preset
+    return _experiment(_stored_config(config), config)
 
-    preset = config.get("preset")
-    if not preset:
+
+def _previous_summary(path: Path) -> tuple[str, int] | None:
+    """``(status, iterations_completed)`` of an existing ``summary.json``."""
+    if not path.exists() and not path.is_symlink():
+        return None
+    summary = _read_json(path, "summary")
+    status = summary.get("status") if isinstance(summary, dict) else None
+    done = summary.get("iterations_completed") if isinstance(summary, dict) else None
+    if status not in _STATUSES or not is_int(done) or done < 0:
         raise RunDirectoryError(
-            "the run was not started from a preset; pass the experiment to resume()"
+            f"{path} is not a run summary (expected a status among "
+            f"{', '.join(_STATUSES)} and iterations_completed, an int >= 0); if the "
+            f"run did not complete, delete {path.name} and resume again"
         )
-    try:
-        cls = type(get_preset(preset))
-        resolved = config_from_json(cls, config["config"])
-    except ValueError as err:
-        raise RunDirectoryError(f"cannot rebuild the run's experiment: {err}") from None
-    experiment = experiment_from_config(resolved)
-    if experiment.kind != config["kind"]:
-        raise RunDirectoryError(
-            f"preset {preset!r} is now a {experiment.kind!r} experiment, the run "
-            f"is {config['kind']!r}"
-        )
-    return experiment
+    return status, done
+
+
+def _check_consistent(
+    run_dir: Path,
+    summary: tuple[str, int] | None,
+    found: Checkpoint | None,
+    settings: RunSettings,
+) -> None:
+    """The summary, the checkpoint and ``metrics.jsonl`` tell the same story."""
+    at = 0 if found is None else found.iteration
+    where = "there is no checkpoint" if found is None else f"the checkpoint is at {at}"
+    if summary is not None:
+        status, done = summary
+        if (status == "interrupted" and done != at) or done < at:
+            raise RunDirectoryError(
+                f"{run_dir / SUMMARY_FILE} says {status} after iteration {done}, but "
+                f"{where}: a file was replaced or deleted. Restore it, or start a "
+                "new run"
+            )
+    if found is None:
+        path = run_dir / METRICS_FILE
+        try:
+            lines = path.read_bytes().count(b"\n") if path.exists() else 0
+        except OSError as err:
+            raise RunDirectoryError(f"cannot read {path}: {err}") from None
+        if lines > settings.checkpoint_every:
+            raise RunDirectoryError(
+                f"{path} has {lines} lines but there is no checkpoint, although "
+                f"one is written every {settings.checkpoint_every} iterations: "
+                f"{CHECKPOINT_DIR}/ was emptied. Restore it, or start a new run"
+            )
+
+
+def _changes(before: Any, after: Any) -> dict[str, tuple[Any, Any]]:
+    """``{dotted field: (old, new)}`` of two configs' JSON forms."""
+    old = _leaves(config_to_json(before))
+    new = _leaves(config_to_json(after))
+    return {k: (old.get(k), new.get(k)) for k in new if old.get(k) != new.get(k)}
 
 
 def resume(
@@ -898,6 +1582,7 @@ def resume(
     *,
     experiment: Experiment | None = None,
     progress: bool = True,
+    overrides: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Continue a run directory from its latest checkpoint and return its summary.
 
@@ -909,23 +1594,69 @@ def resume(
     first iteration. Interrupted and stopped runs can be resumed (a stopped run
     deterministically meets its non-finite loss again).
 
+    Everything is read under the directory's lock and checked before anything is
+    compiled: ``config.json`` (types and sha256), ``summary.json``, ``latest.json``,
+    the checkpoint's sha256 and the ``metrics.jsonl`` lines up to it.
+
+    Args:
+      run_dir: the run directory.
+      experiment: the run's experiment, when it does not come from a preset.
+      progress: show a progress bar.
+      overrides: ``"key=value"`` strings changing config fields on purpose (e.g.
+        ``iterations=2000``); the seed cannot change. They are validated like
+        ``--set`` of a new run, applied to the stored config, and recorded in
+        ``config.json`` (``"resumed_with_overrides"``, with the iteration and the
+        previous values) before the run continues.
+
     Raises:
-      RunDirectoryError: missing or corrupt directory, unknown format version, a
-        completed run, or an ``experiment`` that does not match the stored config.
+      ValueError: overrides together with ``experiment``, or overrides the config
+        rejects (including its memory estimate).
+      RunDirectoryError: missing, corrupt or inconsistent directory, unknown format
+        version, a completed run, another process holding the lock, or an
+        ``experiment`` that does not match the stored config.
       NonFiniteLossError, KeyboardInterrupt: as in :func:`run`.
     """
     run_dir = Path(run_dir)
+    overrides = list(overrides)
+    if overrides and experiment is not None:
+        raise ValueError("resume() takes overrides or an experiment, not both")
+    if not run_dir.is_dir():
+        raise RunDirectoryError(f"no run directory at {run_dir}")
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise RunDirectoryError(
+            f"{run_dir} has no {CONFIG_FILE} (not a run directory?)"
+        )
+    with lock_run_directory(run_dir):
+        return _resume_locked(run_dir, experiment, progress, overrides)
+
+
+def _resume_locked(
+    run_dir: Path,
+    experiment: Experiment | None,
+    progress: bool,
+    overrides: list[str],
+) -> dict[str, Any]:
     config = read_config(run_dir)
     summary_path = run_dir / SUMMARY_FILE
-    if summary_path.exists():
-        status = _read_json(summary_path, "summary").get("status")
-        if status == "completed":
-            raise RunDirectoryError(
-                f"{run_dir} is a completed run; there is nothing to resume (start a "
-                "new run with another --run-dir)"
-            )
+    summary = _previous_summary(summary_path)
+    if summary is not None and summary[0] == "completed":
+        raise RunDirectoryError(
+            f"{run_dir} is a completed run; there is nothing to resume (start a "
+            "new run with another --run-dir)"
+        )
+    changes: dict[str, tuple[Any, Any]] = {}
     if experiment is None:
-        experiment = experiment_from_run(config)
+        stored = _stored_config(config)
+        if overrides:
+            changed = replace_values(stored, parse_overrides(stored, overrides))
+            changes = _changes(stored, changed)
+            if "seed" in changes:
+                raise ValueError(
+                    "the seed of a run cannot change when it resumes (its PRNG keys "
+                    "are in the checkpoint); start a new run for another seed"
+                )
+            stored = changed
+        experiment = _experiment(stored, config)
     elif (
         experiment.kind != config["kind"]
         or config_to_json(experiment.config) != config["config"]
@@ -933,28 +1664,47 @@ def resume(
         raise RunDirectoryError(
             f"the given experiment does not match the config stored in {run_dir}"
         )
-    try:
-        settings = RunSettings(**config["run"])
-    except (TypeError, ValueError) as err:
-        raise RunDirectoryError(
-            f"{run_dir / CONFIG_FILE}: bad 'run' entry ({err})"
-        ) from None
-    template = experiment.init(jax.random.key(settings.seed))
-    found = latest_checkpoint(run_dir)
+    settings = _settings(config, run_dir)
+    _check_memory(experiment.config)
+    found = find_checkpoint(run_dir)
+    _check_consistent(run_dir, summary, found, settings)
+    verified = _verified_metrics(run_dir / METRICS_FILE, found)
+    template = experiment.init(key_from_seed(settings.seed))
     if found is None:
         start, state = 0, template
     else:
-        start, state = found[0], _restore(found[1], template)
+        hint = (
+            f" (the overrides {', '.join(changes)} change the training state)"
+            if changes
+            else ""
+        )
+        start, state = found.iteration, _restore(found, template, hint)
         on_boundary = start % settings.log_every == 0 or start == experiment.iterations
         if start > experiment.iterations or not on_boundary:
             raise RunDirectoryError(
                 f"checkpoint iteration {start} does not fit the run "
                 f"({experiment.iterations} iterations, log_every {settings.log_every})"
             )
+    if changes:
+        entry = {
+            "iteration": start,
+            "set": {k: new for k, (_, new) in changes.items()},
+            "previous": {k: old for k, (old, _) in changes.items()},
+            "time": _now(),
+        }
+        config = {
+            **config,
+            "config": config_to_json(experiment.config),
+            "resumed_with_overrides": [
+                *config.get("resumed_with_overrides", []),
+                entry,
+            ],
+        }
+        _write_config(run_dir, config)
     _remove_stale_temporaries(run_dir)
-    wall_offset = _truncate_metrics(run_dir / METRICS_FILE, start)
+    wall_offset, metrics = _truncate_metrics(run_dir / METRICS_FILE, start, verified)
     with contextlib.suppress(FileNotFoundError):
         summary_path.unlink()
     label = config.get("preset") or experiment.kind
     loop = _Loop(experiment, run_dir, settings, label, progress)
-    return loop.drive(state, start, wall_offset)
+    return loop.drive(state, start, wall_offset, metrics)

@@ -58,7 +58,12 @@ from dilemmas.agents.naive import A2CLearner, first_step_resets
 from dilemmas.agents.networks import GRUPolicy, HawkPolicy, MLPPolicy, TabularPolicy
 from dilemmas.envs import make as make_env
 from dilemmas.training import estimators, losses
-from dilemmas.training.configs import check_choices, check_ints, is_number
+from dilemmas.training.configs import (
+    check_choices,
+    check_ints,
+    check_seeds,
+    is_number,
+)
 
 ESTIMATORS = ("coala", "mfos", "batch_unaware")
 NETWORKS = ("hawk", "gru", "mlp", "tabular")
@@ -177,7 +182,8 @@ class ShapingConfig:
         positive = ("hidden", "iterations", "meta_batch", "batch", "pool_size")
         positive += ("num_inner_episodes", "inner_episode_length", "naive_pool_size")
         positive += ("num_seeds", "ppo_epochs", "ppo_minibatches", "eval_meta_batch")
-        check_ints(self, {"seed": 0, **dict.fromkeys(positive, 1)})
+        check_seeds(self)
+        check_ints(self, dict.fromkeys(positive, 1))
         for field in ("p_naive", "gamma", "lambda_td", "lambda_gae", "naive_gamma"):
             value = getattr(self, field)
             if not is_number(value) or not 0.0 <= value <= 1.0:
@@ -221,6 +227,61 @@ class ShapingConfig:
             raise ValueError(
                 f"unknown env_id {self.env_id!r}; registered: {registered()}"
             )
+
+    def memory_estimate_bytes(self) -> dict[str, int]:
+        """A lower bound of the bytes held at once, by the fields that size them
+        (:func:`dilemmas.training.configs.check_memory` refuses a config whose
+        estimate exceeds the devices' memory before anything is compiled).
+
+        float32 arrays: the rollout buffers of one iteration (at least 8 values per
+        step), the activations kept for one gradient step (at least ``hidden`` per
+        step of a PPO minibatch, or of a naive learner's inner episode), and the
+        parameters with their optimiser states (at least ``hidden**2`` per network
+        except tabular). The final evaluation's rollouts are a separate phase: the
+        terms of the larger phase are returned.
+        """
+        steps = self.num_inner_episodes * self.inner_episode_length * self.batch
+        seeds_agents = self.num_seeds * self.pool_size
+        sizes = "num_seeds * pool_size * batch * num_inner_episodes"
+        sizes += " * inner_episode_length"
+        training = {
+            f"{sizes} * meta_batch (rollout buffers)": 32
+            * seeds_agents
+            * self.meta_batch
+            * steps
+        }
+        if self.network != "tabular":
+            minibatches = self.ppo_minibatches if self.algorithm == "ppo" else 1
+            update = 4 * seeds_agents * self.meta_batch * steps * self.hidden
+            update //= minibatches
+            naive = 4 * seeds_agents * self.meta_batch * self.batch * self.hidden
+            naive *= self.inner_episode_length
+            if update >= naive:
+                label = f"{sizes} * meta_batch * hidden / ppo_minibatches"
+                training[f"{label} (activations of the meta update)"] = update
+            else:
+                label = "num_seeds * pool_size * meta_batch * batch"
+                label += " * inner_episode_length * hidden"
+                training[f"{label} (activations of the naive updates)"] = naive
+            per_network = {"hawk": 7, "gru": 3, "mlp": 1}[self.network]
+            per_network *= 4 * self.hidden**2
+            optimiser_copies = 3 if self.naive_optimiser == "adam" else 1
+            networks = self.num_seeds * (
+                3 * self.pool_size
+                + self.naive_pool_size
+                + optimiser_copies * self.pool_size * self.meta_batch
+            )
+            label = "hidden**2 * num_seeds * (pool_size * meta_batch"
+            label += " + naive_pool_size)"
+            training[f"{label} (parameters and optimiser states)"] = (
+                networks * per_network
+            )
+        evaluation = 2 if self.pool_size > 1 else 1
+        evaluation *= 32 * seeds_agents * self.eval_meta_batch * steps
+        evaluating = {f"{sizes} * eval_meta_batch (evaluation rollouts)": evaluation}
+        if evaluation > sum(training.values()):
+            return evaluating
+        return training
 
     def replace(self, **changes: Any) -> ShapingConfig:
         """A copy with ``changes`` applied (and validated)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Literal
 
 import pytest
@@ -11,8 +12,13 @@ import pytest
 from dilemmas.training.analytic import PRESETS, AnalyticConfig
 from dilemmas.training.configs import (
     apply_overrides,
+    check_floats,
+    check_ints,
+    check_memory,
+    check_seeds,
     config_from_json,
     config_to_json,
+    memory_estimate,
     parse_overrides,
     parse_value,
 )
@@ -142,3 +148,97 @@ def test_config_from_json_rejects_unknown_fields_and_bad_values():
     with pytest.raises(ValueError, match="invalid stored AnalyticConfig.*gamma"):
         config_from_json(AnalyticConfig, {"gamma": 2.0})
     assert config_from_json(AnalyticConfig, {}) == AnalyticConfig()
+
+
+# --------------------------------------------------------------------------------------
+# Validation helpers: bounds, finiteness, seeds, memory
+
+
+@dataclasses.dataclass(frozen=True)
+class Bounded:
+    steps: int = 10
+    width: int = 4
+    offset: int = 0
+    rate: float = 0.1
+    share: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self):
+        check_seeds(self)
+        check_ints(self, {"steps": 1, "width": (1, 64), "offset": (None, None)})
+        check_floats(self, ["rate"], low=0.0, low_open=True)
+        check_floats(self, ["share"], low=0.0, high=1.0, high_open=True)
+
+    def memory_estimate_bytes(self) -> dict[str, int]:
+        return {"steps * width (buffers)": 4 * self.steps * self.width, "fixed": 10}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"steps": 0}, "steps must be an int >= 1 and <= 2**31 - 1"),
+        ({"steps": 2**31}, "int32 range of compiled code), got 2147483648"),
+        ({"steps": 10**20}, "steps must be an int >= 1"),
+        ({"steps": True}, "steps must be an int"),
+        ({"width": 65}, "width must be an int >= 1 and <= 64, got 65"),
+        ({"offset": 1.0}, "offset must be an int, got 1.0"),
+        ({"rate": 0.0}, "rate must be a finite number > 0, got 0.0"),
+        ({"rate": math.inf}, "rate must be a finite number > 0, got inf"),
+        ({"rate": "1"}, "rate must be a finite number > 0, got '1'"),
+        ({"share": 1.0}, r"share must be a number in [0, 1), got 1.0"),
+        ({"share": math.nan}, r"share must be a number in [0, 1), got nan"),
+        ({"seed": 1.0}, "seed must be an integer, got 1.0"),
+        ({"seed": False}, "seed must be an integer, got False"),
+    ],
+)
+def test_bound_checks_name_field_range_and_value(changes, message):
+    with pytest.raises(ValueError) as err:
+        Bounded(**changes)
+    assert message in str(err.value)
+
+
+def test_bounds_accept_their_edges_and_any_integer_seed():
+    for changes in (
+        {"steps": 2**31 - 1, "width": 64, "offset": -(10**30)},
+        {"rate": 1e300, "share": 0.0, "seed": -(2**100)},
+    ):
+        assert Bounded(**changes)
+    cfg = config_from_json(
+        Bounded, json.loads(json.dumps(config_to_json(Bounded(seed=2**70))))
+    )
+    assert cfg.seed == 2**70
+
+
+def test_check_memory_names_the_dominant_terms():
+    assert memory_estimate(Bounded()) == {"steps * width (buffers)": 160, "fixed": 10}
+    assert memory_estimate(Inner()) == {}  # no estimate: always passes
+    check_memory(Inner(), 0)
+    check_memory(Bounded(), 170)
+    with pytest.raises(ValueError) as err:
+        check_memory(Bounded(steps=2**30), 2**30, "test memory")
+    message = str(err.value)
+    assert "Bounded needs at least 16.0 GiB" in message
+    assert "the 1.0 GiB of test memory" in message
+    assert "steps * width (buffers): 16.0 GiB" in message and "fixed" not in message
+
+
+def test_a_bad_memory_estimate_is_reported():
+    @dataclasses.dataclass(frozen=True)
+    class Wrong:
+        def memory_estimate_bytes(self):
+            return {"x": -1}
+
+    with pytest.raises(ValueError, match="must return a dict of non-negative int"):
+        check_memory(Wrong(), 10)
+
+
+def test_stored_values_of_any_type_are_value_errors():
+    for data in (
+        [1],
+        {"steps": [1]},
+        {"rate": 10**400},
+        {"seed": "x"},
+        {"steps": None},
+    ):
+        with pytest.raises(ValueError, match="Bounded"):
+            config_from_json(Bounded, data)

@@ -10,6 +10,7 @@ a real analytic preset at tiny size. Run directories follow
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import shutil
 import struct
@@ -206,7 +207,17 @@ def test_run_directory_follows_the_contract(reference, capsys):
     assert steps["loss"] == list(range(1, 11)) and steps["reward"] == list(range(1, 11))
 
     latest = json.loads((reference / "checkpoints/latest.json").read_text())
-    assert latest == {"iteration": 10, "file": "iter_00000010.msgpack"}
+    checkpoint = (reference / "checkpoints/iter_00000010.msgpack").read_bytes()
+    metrics = (reference / "metrics.jsonl").read_bytes()
+    assert latest == {
+        "iteration": 10,
+        "file": "iter_00000010.msgpack",
+        "sha256": hashlib.sha256(checkpoint).hexdigest(),
+        "size": len(checkpoint),
+        "metrics_bytes": len(metrics),
+        "metrics_sha256": hashlib.sha256(metrics).hexdigest(),
+    }
+    assert config["integrity"] == runner.config_integrity(config)
     evaluation = json.loads((reference / "evaluation.json").read_text())
     assert evaluation["num_seeds"] == 2 and "game" in evaluation
     summary = json.loads((reference / "summary.json").read_text())
@@ -458,10 +469,18 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path, monkeypatch):
         _run(run_dir)
     monkeypatch.undo()
     (run_dir / "checkpoints/iter_00000004.msgpack").write_bytes(b"garbage")
-    with pytest.raises(runner.RunDirectoryError, match="cannot restore"):
+    with pytest.raises(runner.RunDirectoryError, match="is corrupt: its sha256"):
         runner.resume(run_dir, experiment=FakeConfig().experiment())
-    (run_dir / "checkpoints/latest.json").write_text('{"iteration": 4, "file": "x"}')
-    with pytest.raises(runner.RunDirectoryError, match="names x, which is missing"):
+    # a pointer of an older version (no sha256): restored unverified, still refused
+    latest = run_dir / "checkpoints/latest.json"
+    latest.write_text('{"iteration": 4, "file": "iter_00000004.msgpack"}')
+    with (
+        pytest.warns(RuntimeWarning, match="not verified"),
+        pytest.raises(runner.RunDirectoryError, match="cannot restore"),
+    ):
+        runner.resume(run_dir, experiment=FakeConfig().experiment())
+    latest.write_text('{"iteration": 8, "file": "iter_00000008.msgpack"}')
+    with pytest.raises(runner.RunDirectoryError, match="names iter_00000008.msgpack, "):
         runner.resume(run_dir, experiment=FakeConfig().experiment())
 
 
