@@ -43,7 +43,6 @@ an iteration did not play is absent (no learner games, no pool).
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -59,7 +58,12 @@ from dilemmas.agents.sequence import SequenceInputs
 from dilemmas.envs import make as make_env
 from dilemmas.envs.matrix_games import MatrixGame
 from dilemmas.training import estimators, losses
-from dilemmas.training.configs import check_choices, check_ints, is_number
+from dilemmas.training.configs import (
+    check_choices,
+    check_floats,
+    check_ints,
+    check_seeds,
+)
 from dilemmas.training.pool import (
     FixedPool,
     FrozenAgent,
@@ -147,21 +151,33 @@ class CoplayerConfig:
     eval_episodes: int = 256
 
     def __post_init__(self):
-        positive = ("episode_length", "num_learners", "hidden", "embed", "iterations")
-        positive += ("batch", "num_seeds", "eval_episodes")
-        check_ints(self, {"seed": 0, **dict.fromkeys(positive, 1)})
-        for field in ("learner_share", "gamma", "lambda_td", "lambda_gae"):
-            value = getattr(self, field)
-            if not is_number(value) or not 0.0 <= value <= 1.0:
-                raise ValueError(f"{field} must be a number in [0, 1], got {value!r}")
-        for field in ("lr", "adam_eps", "max_grad_norm", "reward_scale"):
-            value = getattr(self, field)
-            if not is_number(value) or not (value > 0.0 and math.isfinite(value)):
-                raise ValueError(f"{field} must be a finite number > 0, got {value!r}")
-        for field in ("value_coef", "entropy_coef"):
-            value = getattr(self, field)
-            if not is_number(value) or not (value >= 0.0 and math.isfinite(value)):
-                raise ValueError(f"{field} must be a finite number >= 0, got {value!r}")
+        check_seeds(self)
+        check_ints(
+            self,
+            {
+                "episode_length": (1, 100_000),
+                "num_learners": (1, 1024),
+                "hidden": (1, 65_536),
+                "embed": (1, 65_536),
+                "iterations": 1,
+                "batch": (1, 1 << 24),
+                "num_seeds": (1, 65_536),
+                "eval_episodes": (1, 1 << 20),
+            },
+        )
+        check_floats(
+            self,
+            ("learner_share", "gamma", "lambda_td", "lambda_gae"),
+            low=0.0,
+            high=1.0,
+        )
+        check_floats(
+            self,
+            ("lr", "adam_eps", "max_grad_norm", "reward_scale"),
+            low=0.0,
+            low_open=True,
+        )
+        check_floats(self, ("value_coef", "entropy_coef"), low=0.0)
         for field in ("opponent_id", "input_prev_action", "input_prev_reward"):
             if not isinstance(getattr(self, field), bool):
                 raise ValueError(f"{field} must be true or false")
@@ -205,6 +221,23 @@ class CoplayerConfig:
             raise ValueError(
                 f"unknown env_id {self.env_id!r}; registered: {registered()}"
             )
+
+    def memory_estimate_bytes(self) -> dict[str, int]:
+        """A lower bound of one iteration's memory, by the fields that drive it
+        (checked by the run driver before anything compiles)."""
+        games = self.num_seeds * self.num_learners * self.batch * self.episode_length
+        activations = 4 * games * (4 * self.hidden + 3 * self.embed)
+        weights = (
+            16
+            * self.num_seeds
+            * self.num_learners
+            * (3 * self.hidden * (self.hidden + self.embed) + 64 * self.embed)
+        )
+        return {
+            "num_seeds * num_learners * batch * episode_length * hidden "
+            "(GRU activations kept for the gradient)": activations,
+            "num_seeds * num_learners * hidden**2 (parameters, Adam)": weights,
+        }
 
     @property
     def learner_episodes(self) -> int:
@@ -403,6 +436,11 @@ class Coplayer:
         action = jax.random.categorical(key, out.logits).astype(jnp.int32)
         return carry, action, out.value, jax.nn.softmax(out.logits)
 
+    def learner_side(self, params: Any, z: jax.Array | None) -> Any:
+        """The side a learner with ``params`` plays (a :class:`Learner`; an
+        algorithm with another kind of learner on the same games overrides it)."""
+        return Learner(params, z)
+
     def play(self, side0, side1, key: jax.Array, batch: int) -> Games:
         """``batch`` episodes of ``side0`` (player 0) against ``side1``.
 
@@ -470,7 +508,8 @@ class Coplayer:
         z = jnp.zeros((per_pair, 10)) if cfg.opponent_id else None
 
         def pair(p0, p1, key):
-            return self.play(Learner(p0, z), Learner(p1, z), key, per_pair)
+            side0, side1 = self.learner_side(p0, z), self.learner_side(p1, z)
+            return self.play(side0, side1, key, per_pair)
 
         take = lambda idx: jax.tree.map(lambda x: x[idx], params)  # noqa: E731
         keys = jax.random.split(key, len(self.pairs))
@@ -488,7 +527,7 @@ class Coplayer:
             start = pool.start(frozen_params, k_start, entry)
             z = pool.opponent_id(start) if cfg.opponent_id else None
             fixed = Fixed(pool, frozen_params, start)
-            return self.play(Learner(p, z), fixed, k_play, E), start
+            return self.play(self.learner_side(p, z), fixed, k_play, E), start
 
         return jax.vmap(games)(params, jax.random.split(key, cfg.num_learners))
 

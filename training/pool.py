@@ -174,7 +174,7 @@ def load_learners(run_dir: str | Path, env_id: str, what: str) -> tuple[Any, Any
     """
     from dilemmas.training.configs import config_from_json
     from dilemmas.training.coplayer import CoplayerConfig
-    from dilemmas.training.runner import latest_checkpoint, read_config
+    from dilemmas.training.runner import read_checkpoint, read_config
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -199,27 +199,31 @@ def load_learners(run_dir: str | Path, env_id: str, what: str) -> tuple[Any, Any
             f"{what}: {run_dir} was trained on {config.env_id}, this run plays {env_id}"
         )
     try:
-        found = latest_checkpoint(run_dir)
+        found = read_checkpoint(run_dir)
     except ValueError as err:
         raise ValueError(f"{what}: {err}") from None
     if found is None:
         raise ValueError(f"{what}: {run_dir} has no checkpoint yet")
-    raw = flax.serialization.msgpack_restore(found[1].read_bytes())
+    try:
+        raw = flax.serialization.msgpack_restore(found[1])
+    except Exception as err:  # msgpack raises several unrelated types
+        raise ValueError(f"{what}: unreadable checkpoint ({err})") from None
+    where = f"{run_dir} (iteration {found[0]})"
     if not isinstance(raw, dict) or "params" not in raw:
-        raise ValueError(f"{what}: {found[1]} does not hold learner parameters")
+        raise ValueError(f"{what}: {where} does not hold learner parameters")
     from dilemmas.training.coplayer import learner_template
 
     template = learner_template(config)
     try:
         params = flax.serialization.from_state_dict(template, raw["params"])
     except (KeyError, ValueError, TypeError) as err:
-        raise ValueError(f"{what}: {found[1]}: unexpected parameters ({err})") from None
+        raise ValueError(f"{what}: {where}: unexpected parameters ({err})") from None
     params = jax.tree.map(jnp.asarray, params)
     leaves = jax.tree.leaves(params)
     expected = (config.num_seeds, config.num_learners)
     if not leaves or any(leaf.shape[:2] != expected for leaf in leaves):
         raise ValueError(
-            f"{what}: {found[1]}: parameters are not [num_seeds, num_learners, ...] = "
+            f"{what}: {where}: parameters are not [num_seeds, num_learners, ...] = "
             f"{list(expected)}"
         )
     return config, params

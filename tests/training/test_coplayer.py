@@ -433,3 +433,30 @@ def test_other_two_player_games_train_through_the_same_code(env_id, changes):
     assert ("cooperation_vs_learner" in metrics) == matrix
     if env_id == "stag_hunt-v0":  # every reward is one of the game's payoffs
         assert np.all(np.isin(np.asarray(metrics["reward_vs_fixed"]) > -10, True))
+
+
+def test_huge_values_are_refused_before_compiling_and_any_seed_is_accepted():
+    with pytest.raises(ValueError, match="hidden"):
+        TINY.replace(hidden=10**7)
+    with pytest.raises(ValueError, match="seed"):
+        TINY.replace(seed=True)
+    assert TINY.replace(seed=2**70).seed == 2**70
+    from dilemmas.training.configs import check_memory
+
+    huge = TINY.replace(batch=1 << 24, num_seeds=1024)
+    with pytest.raises(ValueError, match="batch"):
+        check_memory(huge, 64 * 2**30, "this host")
+
+
+def test_a_corrupted_frozen_checkpoint_is_refused(step1_run, tmp_path):
+    import shutil
+
+    run_dir, cfg = step1_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    checkpoint = sorted((copy / "checkpoints").glob("iter_*.msgpack"))[-1]
+    data = bytearray(checkpoint.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    checkpoint.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="pool entry frozen:"):
+        cfg.replace(pool=f"frozen:{copy}").experiment()
