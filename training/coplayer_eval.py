@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dilemmas.training.coplayer import Coplayer, CoplayerState, Fixed, Learner
+from dilemmas.training.coplayer import Coplayer, CoplayerState, Fixed
 from dilemmas.training.pool import RANDOM_TABULAR, FixedPool, PoolEntry
 
 #: The probe co-players of the mechanism experiments (2x2 matrix games).
@@ -59,7 +59,9 @@ def _rollouts(algo: Coplayer, pool: FixedPool | None, state: CoplayerState, key)
         second = jnp.asarray([j for _, j in algo.pairs])
         take = lambda idx: jax.tree.map(lambda x: x[idx], state.params)  # noqa: E731
         pairs = jax.vmap(
-            lambda p0, p1, k: algo.play(Learner(p0, z), Learner(p1, z), k, E)
+            lambda p0, p1, k: algo.play(
+                algo.learner_side(p0, z), algo.learner_side(p1, z), k, E
+            )
         )(take(first), take(second), jax.random.split(k_pairs, len(algo.pairs)))
     fixed = None
     if pool is not None:
@@ -70,7 +72,8 @@ def _rollouts(algo: Coplayer, pool: FixedPool | None, state: CoplayerState, key)
             start = pool.start(state.frozen, k_start, jnp.full((E,), entry, jnp.int32))
             z = pool.opponent_id(start) if cfg.opponent_id else None
             side1 = Fixed(pool, state.frozen, start)
-            return algo.play(Learner(params, z), side1, k_play, E), start.table
+            side0 = algo.learner_side(params, z)
+            return algo.play(side0, side1, k_play, E), start.table
 
         def per_learner(params, key):
             keys = jax.random.split(key, K)

@@ -22,6 +22,7 @@ PRESET_MODULES = (
     "dilemmas.training.analytic",
     "dilemmas.training.shaping",
     "dilemmas.training.coplayer",
+    "dilemmas.training.ppi",
 )
 
 

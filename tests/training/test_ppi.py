@@ -1,0 +1,128 @@
+"""Predictive Policy Improvement: configs, the stored data, a run through the run
+driver and its exact resumption.
+
+Numbers come from outside the code under test: the COALA payoff table, the spec's
+token layout (``o_0 = s0``, ``r_0 = 0``), U(0, 1) moments (two random memory-one
+agents cooperate half of the time, spec E3) and the Opponent-ID layout.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dilemmas.envs.seeding import key_from_seed
+from dilemmas.training import runner
+from dilemmas.training.ppi import PRESETS, PPIConfig, decode, tabular_pairs
+from dilemmas.training.presets import get_preset
+
+COALA = jnp.asarray([[[1, 1], [-1, 2]], [[2, -1], [0, 0]]], jnp.float32)
+TINY = PPIConfig(
+    pretrain_episodes=40,
+    iterations=4,
+    episodes=8,
+    epochs=1,
+    minibatch=16,
+    hidden=8,
+    embed=4,
+    episode_length=10,
+    rollouts=4,
+    horizon=3,
+    eval_episodes=4,
+    num_seeds=2,
+)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"collect_chunks": 3}, "must divide episodes"),
+        ({"pretrain": "none"}, "pretrain must be one of"),
+        ({"pool": "frozen:runs/x"}, "frozen:RUN_DIR co-players are not supported"),
+        ({"env_id": "coin_game-v0"}, "2x2 matrix game"),
+        ({"beta": -1.0}, "beta"),
+        ({"adam_b2": 1.0}, "adam_b2"),
+        ({"discount": 1.5}, "discount"),
+        ({"rollouts": 0}, "rollouts"),
+        ({"pool": "", "learner_share": 0.5}, "needs co-players in pool"),
+        ({"opponent_id": 1}, "opponent_id must be true or false"),
+    ],
+)
+def test_bad_configs_are_rejected_naming_the_problem(changes, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        TINY.replace(**changes)
+
+
+def test_presets_are_registered_with_the_paper_numbers():
+    mixed = get_preset("ppi-mixed")
+    assert (mixed.pretrain_episodes, mixed.iterations, mixed.episodes) == (
+        200_000,
+        30,
+        20_000,
+    )
+    assert (mixed.epochs, mixed.rollouts, mixed.horizon, mixed.beta) == (
+        10,
+        32,
+        15,
+        0.01,
+    )
+    assert (mixed.lr, mixed.weight_decay, mixed.minibatch) == (1e-4, 1e-2, 256)
+    no_tabular = get_preset("ppi-no-tabular")
+    assert (no_tabular.pretrain, no_tabular.pool) == ("random", "")
+    assert get_preset("ppi-opponent-id").opponent_id
+    assert get_preset("ppi-step1").num_learners == 1
+    assert {f"{n}-cpu" for n in PRESETS if not n.endswith("-cpu")} <= set(PRESETS)
+
+
+def test_codes_decode_to_the_spec_token_stream():
+    # rounds: DC (own D, co-player C), CD, DD
+    obs, rewards, actions = decode(jnp.asarray([[2, 1, 3]], jnp.int8), COALA)
+    np.testing.assert_array_equal(obs, [[0, 3, 2]])  # s0, DC, CD
+    np.testing.assert_array_equal(rewards, [[0.0, 2.0, -1.0]])  # r_0 = 0, T, S
+    np.testing.assert_array_equal(actions, [[1, 0, 1]])
+
+
+def test_tabular_pretraining_pairs_cooperate_half_the_time():
+    codes, z = jax.jit(lambda k: tabular_pairs(k, 4000, 20))(jax.random.key(3))
+    own_c = np.mean(np.asarray(codes) // 2 == 0)
+    other_c = np.mean(np.asarray(codes) % 2 == 0)
+    assert abs(own_c - 0.5) < 0.02 and abs(other_c - 0.5) < 0.02
+    # z holds log p and log(1 - p) of the co-player: each pair sums to log-probs of
+    # two complementary events, exp(z) pairs add to 1
+    pairs = np.exp(np.asarray(z)).reshape(-1, 5, 2)
+    np.testing.assert_allclose(pairs.sum(-1), 1.0, atol=1e-5)
+
+
+def test_a_tiny_run_goes_through_the_runner_and_resumes_bit_identically(tmp_path):
+    exp = TINY.replace(iterations=2).experiment()
+    summary = runner.run(
+        exp,
+        tmp_path / "a",
+        preset="ppi-mixed-cpu",
+        progress=False,
+        log_every=1,
+        checkpoint_every=1,
+    )
+    final = tmp_path / "a" / "checkpoints" / "iter_00000002.msgpack"
+    middle = tmp_path / "a" / "checkpoints" / "iter_00000001.msgpack"
+    template = exp.init(key_from_seed(0))
+    state = runner.state_from_bytes(template, middle.read_bytes())
+    state, _ = jax.jit(exp.update)(state)
+    assert runner.state_to_bytes(state) == final.read_bytes()
+    want = runner.state_from_bytes(template, final.read_bytes())
+    # the buffer: D_0 untouched, 2 phases of 8 trajectories appended per learner
+    np.testing.assert_array_equal(want.count, [40 + 2 * 8] * 2)
+    np.testing.assert_array_equal(want.codes[:, :, :40], template.codes[:, :, :40])
+    lines = (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
+    record = json.loads(lines[-1])
+    for name in ("reward_vs_learner", "cooperation_vs_fixed", "total_loss"):
+        assert name in json.dumps(record)
+    assert summary["status"] == "completed"
+    assert math.isfinite(summary["headline"]["reward_vs_fixed"])
+    evaluation = json.loads((tmp_path / "a" / "evaluation.json").read_text())
+    assert {"learner_0", "learner_1"} <= {p["row"] for p in evaluation["pairs"]}
