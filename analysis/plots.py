@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -37,6 +38,8 @@ from matplotlib.patches import Polygon, Rectangle
 
 #: Resolution of the saved PNGs.
 DPI = 120
+#: Legend labels are wrapped at this many characters (long group labels).
+LEGEND_WIDTH = 40
 #: From this many seeds on, bands are the 25-75 % quantiles instead of min-max.
 QUARTILE_MIN_SEEDS = 5
 #: Column labels of the conditional-cooperation heatmap.
@@ -293,8 +296,9 @@ def line_panels(
                     f"got {values.shape}"
                 )
             color = _color(index if line.color is None else line.color)
-            kinds.add(_banded_line(ax, x, values, label, color, line.linestyle))
-        ax.legend(fontsize="small")
+            shown = "\n".join(textwrap.wrap(label, LEGEND_WIDTH)) or label
+            kinds.add(_banded_line(ax, x, values, shown, color, line.linestyle))
+        ax.legend(fontsize="small" if len(lines) < 4 else "x-small")
         ax.set_title(name)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel or unit_label(name))
