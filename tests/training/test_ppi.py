@@ -18,7 +18,7 @@ import pytest
 
 from dilemmas.envs.seeding import key_from_seed
 from dilemmas.training import runner
-from dilemmas.training.ppi import PRESETS, PPIConfig, decode, tabular_pairs
+from dilemmas.training.ppi import PPI, PRESETS, PPIConfig, decode, tabular_pairs
 from dilemmas.training.presets import get_preset
 
 COALA = jnp.asarray([[[1, 1], [-1, 2]], [[2, -1], [0, 0]]], jnp.float32)
@@ -126,3 +126,34 @@ def test_a_tiny_run_goes_through_the_runner_and_resumes_bit_identically(tmp_path
     assert math.isfinite(summary["headline"]["reward_vs_fixed"])
     evaluation = json.loads((tmp_path / "a" / "evaluation.json").read_text())
     assert {"learner_0", "learner_1"} <= {p["row"] for p in evaluation["pairs"]}
+
+
+def test_the_fit_learns_the_filled_rows_and_ignores_the_rest():
+    # 20 always-CC trajectories, the unfilled rows hold always-DD ones: a model fitted
+    # on the first 20 rows only predicts every token (o = CC, r = 1, a = C) almost
+    # surely, so all three losses approach 0; with the DD rows mixed in they cannot.
+    cfg = TINY.replace(
+        pretrain_episodes=32, iterations=1, epochs=40, minibatch=8, lr=0.05
+    )
+    cfg = cfg.replace(weight_decay=0.0, num_seeds=1)
+    algo = PPI(cfg)
+    codes = jnp.full((cfg.capacity, cfg.episode_length), 3, jnp.int8).at[:20].set(0)
+    fit = jax.jit(algo.fit)
+    _, losses = fit(jax.random.key(0), codes, None, jnp.int32(20))
+    assert np.all(np.asarray(losses) < 0.03)
+    _, mixed = fit(jax.random.key(0), codes, None, jnp.int32(cfg.capacity))
+    assert float(mixed[0]) > 0.05
+
+
+def test_opponent_id_stores_the_co_players_table_and_zero_for_learners():
+    cfg = TINY.replace(opponent_id=True, iterations=1, num_seeds=1, episodes=8)
+    exp = cfg.experiment()
+    state = exp.init(jax.random.key(0))
+    d0 = np.asarray(state.z[0, 0, :40])
+    pairs = np.exp(d0).reshape(-1, 5, 2).sum(-1)
+    np.testing.assert_allclose(pairs, 1.0, atol=1e-5)  # log p, log(1 - p)
+    new, _ = jax.jit(exp.update)(state)
+    z = np.asarray(new.z[0, :, 40:48])  # [N, 8, 10]: 4 learner games, then 4 pool
+    np.testing.assert_array_equal(z[:, :4], 0.0)
+    pool = np.exp(z[:, 4:]).reshape(2, 4, 5, 2).sum(-1)
+    np.testing.assert_allclose(pool, 1.0, atol=1e-5)
