@@ -157,3 +157,24 @@ def test_opponent_id_stores_the_co_players_table_and_zero_for_learners():
     np.testing.assert_array_equal(z[:, :4], 0.0)
     pool = np.exp(z[:, 4:]).reshape(2, 4, 5, 2).sum(-1)
     np.testing.assert_allclose(pool, 1.0, atol=1e-5)
+
+
+def test_the_acting_stream_is_the_training_stream():
+    # With beta = 0 the improved policy is the prior: the action probabilities the
+    # agent played with must be the model's teacher-forced predictions of a_t on
+    # the decoded (o, r, a) stream of the same games.
+    cfg = TINY.replace(beta=0.0, num_seeds=1)
+    algo = PPI(cfg)
+    params = jax.vmap(algo.model.init)(jax.random.split(jax.random.key(5), 2))
+    params = jax.tree.map(lambda x: 3.0 * x, params)  # a far-from-uniform prior
+    games, _ = jax.jit(algo.pool_games)(params, (), jax.random.key(6))
+    one = jax.tree.map(lambda x: x[0], params)
+    codes = 2 * games.actions[0, ..., 0] + games.actions[0, ..., 1]
+    obs, rewards, actions = decode(codes, COALA)
+    B, T = obs.shape
+    tokens = algo.model.token_embeddings(one, obs, rewards, actions)
+    before = algo.model.states_before_tokens(one, tokens)
+    before = jnp.swapaxes(before, 0, 1).reshape(B, T, 3, -1)[:, :, 2]
+    want = jax.nn.softmax(algo.model.predict(one, before).action_logits)
+    np.testing.assert_allclose(games.policy[0, :, :, 0], want, atol=1e-5)
+    assert float(jnp.std(want[..., 0])) > 0.05
