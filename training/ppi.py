@@ -573,11 +573,15 @@ PRESETS: dict[str, PPIConfig] = {
     ),
 }
 
-# CPU scale: the paper's model, optimiser and planner settings with a D_0 of 2k
-# trajectories, 5 phases of 256 trajectories per learner, 2 epochs, 8 rollouts of 5
-# rounds and 2 seeds, so a run takes minutes on two cores. Whether PPI's mixed-pool
-# cooperation appears at this scale is untested.
+# CPU scale: the paper's optimiser, beta and loss settings with a smaller network
+# (GRU 32, embeddings 16: the rollouts dominate the cost, about 20 s per phase on two
+# shared cores instead of about 100 s with GRU 128), a D_0 of 2k trajectories, 5
+# phases of 256 trajectories per learner, 2 epochs, 8 rollouts of 5 rounds and 2
+# seeds: a run takes a few minutes. Whether PPI's mixed-pool cooperation appears at
+# this scale is untested.
 _CPU = {
+    "hidden": 32,
+    "embed": 16,
     "pretrain_episodes": 2_000,
     "iterations": 5,
     "episodes": 256,
