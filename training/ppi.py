@@ -24,7 +24,9 @@ one int8 code per round, ``2 * own action + co-player action``: in a 2x2 matrix
 game the observation (``s0``, then the previous joint action) and the reward (the
 payoff of the previous joint action, ``r_0 = 0``) follow from the codes, so one
 byte per round holds the whole ``(o, r, a)`` stream. With Opponent ID the buffer
-also holds each trajectory's ``z`` (float32 ``[10]``).
+also holds each trajectory's ``z`` (float32 ``[10]``). The buffer's size is part of
+the state's shape, so a run cannot be resumed with other ``pretrain_episodes``,
+``iterations`` or ``episodes`` (the run driver refuses the checkpoint).
 
 * **Pretraining set D_0** (``pretrain``): ``"tabular"``, pairs of fresh random
   memory-one agents (5 probabilities from U(0, 1) each) playing each other, the
