@@ -52,9 +52,16 @@ loop names them (``reward_vs_learner``, ``cooperation_vs_learner``,
 (``evaluation.json``) is :mod:`dilemmas.training.coplayer_eval`'s, with the
 improved policies of the last phase's models.
 
-Not supported here: ``frozen:RUN_DIR`` co-players and starting from another run's
-learners (the mechanism steps 2 and 3 of §4), and own future actions in the
-rollouts from the improved policy instead of the prior.
+**Frozen PPI co-player** (``frozen_from``, mechanism step 2 of §4): learner 0 of
+another PPI run (seed ``s`` of this run takes seed ``s mod S`` of that run) joins
+the population as one more learner, the last one (``learner_N`` in metrics and
+``evaluation.json``), which plays with the improved policy of its frozen model
+(with this run's planner settings) and is never refitted; only the ``N`` trainable
+learners have data buffers.
+
+Not supported here: ``frozen:RUN_DIR`` pool entries, starting from another run's
+learners or data (mechanism step 3 of §4), and own future actions in the rollouts
+from the improved policy instead of the prior.
 """
 
 from __future__ import annotations
@@ -62,6 +69,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -105,6 +113,8 @@ class PPIConfig:
         rest are played against ``pool``.
       pool: the fixed co-players (:mod:`dilemmas.training.pool` syntax without
         ``frozen:`` entries).
+      frozen_from: a PPI run directory whose learner 0 joins the population as
+        a frozen, last learner (empty: none). Its network settings must match.
       opponent_id: the Opponent-ID ablation: a first ``z`` token with the
         co-player's log-probability table (zero for learners and for D_0's random
         action sequences).
@@ -134,6 +144,7 @@ class PPIConfig:
     num_learners: int = 2
     learner_share: float = 0.5
     pool: str = "random_tabular"
+    frozen_from: str = ""
     opponent_id: bool = False
     pretrain: str = "tabular"
     pretrain_episodes: int = 200_000
@@ -189,6 +200,10 @@ class PPIConfig:
         check_choices(self, {"pretrain": PRETRAIN})
         if not isinstance(self.opponent_id, bool):
             raise ValueError("opponent_id must be true or false")
+        if not isinstance(self.frozen_from, str):
+            raise ValueError(
+                f"frozen_from must be a path string, got {self.frozen_from!r}"
+            )
         if self.episodes % self.collect_chunks:
             raise ValueError(
                 f"collect_chunks = {self.collect_chunks} must divide episodes = "
@@ -232,7 +247,7 @@ class PPIConfig:
             name=self.name,
             env_id=self.env_id,
             episode_length=self.episode_length,
-            num_learners=self.num_learners,
+            num_learners=self.num_learners + bool(self.frozen_from),
             learner_share=self.learner_share,
             pool=self.pool,
             opponent_id=self.opponent_id,
@@ -272,7 +287,7 @@ class PPIConfig:
 class PPIState(NamedTuple):
     """Training state of one seed (the experiment stacks seeds on a leading axis)."""
 
-    params: Any  # the learners' models of the last phase, leaves [N, ...]
+    params: Any  # the learners' models of the last phase (and the frozen one last)
     frozen: tuple  # always (): no frozen co-players
     key: jax.Array
     iteration: jax.Array  # () int32, phases done
@@ -374,12 +389,17 @@ class PPI(Coplayer):
             return codes, jnp.zeros((M, Z_DIM), jnp.float32)
         return tabular_pairs(key, M, T)
 
-    def init(self, key: jax.Array) -> PPIState:  # type: ignore[override]
-        """Untrained models, and buffers holding each learner's D_0."""
+    def init(self, key: jax.Array, frozen: Any = None) -> PPIState:  # type: ignore[override]
+        """Untrained models (then the frozen model's parameters ``frozen``, with
+        ``frozen_from``), and buffers holding each learner's D_0."""
         cfg = self.ppi
         N, T, M = cfg.num_learners, cfg.episode_length, cfg.pretrain_episodes
         key, k_init, k_data = jax.random.split(key, 3)
         params = jax.vmap(self.model.init)(jax.random.split(k_init, N))
+        if frozen is not None:
+            params = jax.tree.map(
+                lambda x, f: jnp.concatenate([x, f[None]]), params, frozen
+            )
         d0_codes, d0_z = jax.vmap(self.pretraining_set)(jax.random.split(k_data, N))
         codes = jnp.zeros((N, cfg.capacity, T), jnp.int8).at[:, :M].set(d0_codes)
         z: Any = ()
@@ -466,7 +486,7 @@ class PPI(Coplayer):
         data, metrics = jax.lax.map(chunk, jax.random.split(key, cfg.collect_chunks))
         data = jax.tree.map(
             lambda x: jnp.swapaxes(x, 0, 1).reshape(
-                cfg.num_learners, cfg.episodes, *x.shape[3:]
+                self.cfg.num_learners, cfg.episodes, *x.shape[3:]
             ),
             data,
         )
@@ -481,16 +501,21 @@ class PPI(Coplayer):
         z = state.z if cfg.opponent_id else jnp.zeros((N,))
         fit = lambda k, c, zz: self.fit(k, c, zz, state.count)  # noqa: E731
         params, fit_losses = jax.vmap(fit)(jax.random.split(k_fit, N), state.codes, z)
+        if cfg.frozen_from:
+            params = jax.tree.map(
+                lambda x, old: jnp.concatenate([x, old[N:]]), params, state.params
+            )
         data, metrics = self.collect(params, k_collect)
+        data = jax.tree.map(lambda x: x[:N], data)
         new = (2 * data.actions[..., 0] + data.actions[..., 1]).astype(jnp.int8)
         codes = jax.lax.dynamic_update_slice(state.codes, new, (0, state.count, 0))
         new_z: Any = ()
         if cfg.opponent_id:
             start = (0, state.count, 0)
             new_z = jax.lax.dynamic_update_slice(state.z, data.z[:, :, 0], start)
-        for i, name in enumerate(("total_loss", "obs_loss", "reward_loss")):
+        names = ("total_loss", "obs_loss", "reward_loss", "action_loss")
+        for i, name in enumerate(names):
             metrics[name] = fit_losses[:, i]
-        metrics["action_loss"] = fit_losses[:, 3]
         new_state = PPIState(
             params=params,
             frozen=(),
@@ -503,6 +528,60 @@ class PPI(Coplayer):
         return new_state, metrics
 
 
+def load_frozen(config: PPIConfig, model: SequenceModel) -> Any:
+    """Learner 0 of the PPI run ``config.frozen_from`` for each of this run's
+    seeds (seed ``s`` takes seed ``s mod S`` of the source), leaves
+    ``[num_seeds, ...]``.
+
+    Raises:
+      ValueError: a missing directory, another kind of run, another game or
+        network, no checkpoint, or parameters of the wrong shapes.
+    """
+    import flax.serialization
+
+    from dilemmas.training.configs import config_from_json
+    from dilemmas.training.runner import read_checkpoint, read_config
+
+    what = f"frozen_from {config.frozen_from}"
+    run_dir = Path(config.frozen_from)
+    if not run_dir.is_dir():
+        raise ValueError(f"{what}: run directory {str(run_dir)!r} does not exist")
+    try:
+        record = read_config(run_dir)
+        if record.get("kind") != "ppi":
+            raise ValueError(f"it is a {record.get('kind')!r} run, not a PPI run")
+        source = config_from_json(PPIConfig, record["config"])
+        found = read_checkpoint(run_dir)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{what}: {err}") from None
+    mine = (config.env_id, config.hidden, config.embed, config.opponent_id)
+    theirs = (source.env_id, source.hidden, source.embed, source.opponent_id)
+    if mine != theirs:
+        raise ValueError(
+            f"{what}: its (env_id, hidden, embed, opponent_id) = {theirs} differs "
+            f"from this run's {mine}"
+        )
+    if found is None:
+        raise ValueError(f"{what}: {run_dir} has no checkpoint yet")
+    raw = flax.serialization.msgpack_restore(found[1])
+    template = jax.eval_shape(model.init, jax.random.key(0))
+    try:
+        params = jax.tree.map(
+            lambda t, x: jnp.asarray(x, t.dtype),
+            template,
+            raw["params"],
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{what}: unexpected parameters ({err})") from None
+    count = source.num_learners + bool(source.frozen_from)
+    expected = (source.num_seeds, count)
+    for t, x in zip(jax.tree.leaves(template), jax.tree.leaves(params), strict=True):
+        if x.shape != (*expected, *t.shape):
+            raise ValueError(f"{what}: parameters of shape {x.shape} do not fit")
+    seeds = np.arange(config.num_seeds) % source.num_seeds
+    return jax.tree.map(lambda x: x[seeds, 0], params)
+
+
 class PPIExperiment:
     """:class:`~dilemmas.training.experiment.Experiment` for ``dilemmas train``."""
 
@@ -511,6 +590,9 @@ class PPIExperiment:
     def __init__(self, config: PPIConfig):
         self.config = config
         self.algo = PPI(config)
+        self.frozen_params = None
+        if config.frozen_from:
+            self.frozen_params = load_frozen(config, self.algo.model)
         self.iterations = config.iterations
         self.loss_metrics = ("total_loss", "obs_loss", "reward_loss", "action_loss")
         progress = []
@@ -522,7 +604,9 @@ class PPIExperiment:
 
     def init(self, key: jax.Array) -> PPIState:
         keys = jax.random.split(key, self.config.num_seeds)
-        return jax.jit(jax.vmap(self.algo.init))(keys)
+        if self.frozen_params is None:
+            return jax.jit(jax.vmap(self.algo.init))(keys)
+        return jax.jit(jax.vmap(self.algo.init))(keys, self.frozen_params)
 
     def update(self, state: PPIState) -> tuple[PPIState, dict[str, jax.Array]]:
         return jax.vmap(self.algo.update)(state)
@@ -557,11 +641,15 @@ class PPIExperiment:
 
 _MIXED = PPIConfig()
 _STEP1 = _MIXED.replace(num_learners=1, learner_share=0.0)
+_STEP2 = _MIXED.replace(
+    num_learners=1, learner_share=1.0, pool="", frozen_from="runs/ppi-step1"
+)
 
 PRESETS: dict[str, PPIConfig] = {
     # Paper scale: D_0 200k, 30 phases x 20k trajectories, 10 epochs, K 32, H 15;
     # for accelerators. The phase's rollouts are played in 10 pieces.
     "ppi-step1": _STEP1.replace(name="ppi-step1", collect_chunks=10),
+    "ppi-step2": _STEP2.replace(name="ppi-step2", collect_chunks=10),
     "ppi-mixed": _MIXED.replace(name="ppi-mixed", collect_chunks=10),
     "ppi-opponent-id": _MIXED.replace(
         name="ppi-opponent-id", opponent_id=True, collect_chunks=10
@@ -595,7 +683,12 @@ _CPU = {
 }
 PRESETS.update(
     {
-        f"{name}-cpu": config.replace(name=f"{name}-cpu", collect_chunks=1, **_CPU)
+        f"{name}-cpu": config.replace(
+            name=f"{name}-cpu",
+            collect_chunks=1,
+            frozen_from=f"{config.frozen_from}-cpu" if config.frozen_from else "",
+            **_CPU,
+        )
         for name, config in PRESETS.items()
     }
 )

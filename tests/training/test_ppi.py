@@ -76,6 +76,8 @@ def test_presets_are_registered_with_the_paper_numbers():
     assert (no_tabular.pretrain, no_tabular.pool) == ("random", "")
     assert get_preset("ppi-opponent-id").opponent_id
     assert get_preset("ppi-step1").num_learners == 1
+    step2 = get_preset("ppi-step2-cpu")
+    assert (step2.frozen_from, step2.learner_share) == ("runs/ppi-step1-cpu", 1.0)
     assert {f"{n}-cpu" for n in PRESETS if not n.endswith("-cpu")} <= set(PRESETS)
 
 
@@ -178,3 +180,39 @@ def test_the_acting_stream_is_the_training_stream():
     want = jax.nn.softmax(algo.model.predict(one, before).action_logits)
     np.testing.assert_allclose(games.policy[0, :, :, 0], want, atol=1e-5)
     assert float(jnp.std(want[..., 0])) > 0.05
+
+
+def test_a_frozen_ppi_run_joins_as_the_last_learner_and_stays_frozen(tmp_path):
+    source = TINY.replace(
+        num_learners=1, learner_share=0.0, iterations=1, num_seeds=1, eval_episodes=2
+    )
+    runner.run(
+        source.experiment(), tmp_path / "step1", preset="ppi-step1-cpu", progress=False
+    )
+    _, trained = runner.load_checkpoint(tmp_path / "step1", source.experiment())
+    with pytest.raises(ValueError, match="does not exist"):
+        TINY.replace(frozen_from=str(tmp_path / "nosuch")).experiment()
+    cfg = TINY.replace(
+        num_learners=1,
+        learner_share=1.0,
+        pool="",
+        frozen_from=str(tmp_path / "step1"),
+        iterations=1,
+    )
+    exp = cfg.experiment()
+    state = exp.init(jax.random.key(0))
+    for seed in range(2):  # both seeds play seed 0 of the one-seed source
+        jax.tree.map(
+            lambda x, y, s=seed: np.testing.assert_array_equal(x[s, 1], y[0, 0]),
+            state.params,
+            trained.params,
+        )
+    new, metrics = jax.jit(exp.update)(state)
+    jax.tree.map(
+        lambda x, y: np.testing.assert_array_equal(x[:, 1], y[:, 1]),
+        new.params,
+        state.params,
+    )
+    assert new.codes.shape[1] == 1  # only the trainable learner keeps data
+    assert metrics["reward_vs_learner"].shape == (2, 2)  # learner, then frozen
+    assert metrics["total_loss"].shape == (2, 1)
