@@ -59,9 +59,15 @@ the population as one more learner, the last one (``learner_N`` in metrics and
 (with this run's planner settings) and is never refitted; only the ``N`` trainable
 learners have data buffers.
 
-Not supported here: ``frozen:RUN_DIR`` pool entries, starting from another run's
-learners or data (mechanism step 3 of §4), and own future actions in the rollouts
-from the improved policy instead of the prior.
+**Starting from another PPI run** (``init_from``, mechanism step 3 of §4): PPI
+refits its models from scratch every phase, so a learner's policy is what its data
+distil; "initialising the learners with the step-2 policies" is read as starting
+from the step-2 learners' whole aggregated data as D_0 (learner ``i`` of seed ``s``
+takes the source's ``(seed, learner)`` entry number ``(s * N + i) mod count``).
+``pretrain_episodes`` must equal the source's buffer size.
+
+Not supported here: ``frozen:RUN_DIR`` pool entries and own future actions in the
+rollouts from the improved policy instead of the prior.
 """
 
 from __future__ import annotations
@@ -115,6 +121,9 @@ class PPIConfig:
         ``frozen:`` entries).
       frozen_from: a PPI run directory whose learner 0 joins the population as
         a frozen, last learner (empty: none). Its network settings must match.
+      init_from: a PPI run directory whose learners' aggregated data are this
+        run's D_0 (empty: D_0 from ``pretrain``); ``pretrain_episodes`` must be the
+        source's buffer size.
       opponent_id: the Opponent-ID ablation: a first ``z`` token with the
         co-player's log-probability table (zero for learners and for D_0's random
         action sequences).
@@ -145,6 +154,7 @@ class PPIConfig:
     learner_share: float = 0.5
     pool: str = "random_tabular"
     frozen_from: str = ""
+    init_from: str = ""
     opponent_id: bool = False
     pretrain: str = "tabular"
     pretrain_episodes: int = 200_000
@@ -200,10 +210,11 @@ class PPIConfig:
         check_choices(self, {"pretrain": PRETRAIN})
         if not isinstance(self.opponent_id, bool):
             raise ValueError("opponent_id must be true or false")
-        if not isinstance(self.frozen_from, str):
-            raise ValueError(
-                f"frozen_from must be a path string, got {self.frozen_from!r}"
-            )
+        for field in ("frozen_from", "init_from"):
+            if not isinstance(getattr(self, field), str):
+                raise ValueError(
+                    f"{field} must be a path string, got {getattr(self, field)!r}"
+                )
         if self.episodes % self.collect_chunks:
             raise ValueError(
                 f"collect_chunks = {self.collect_chunks} must divide episodes = "
@@ -389,9 +400,12 @@ class PPI(Coplayer):
             return codes, jnp.zeros((M, Z_DIM), jnp.float32)
         return tabular_pairs(key, M, T)
 
-    def init(self, key: jax.Array, frozen: Any = None) -> PPIState:  # type: ignore[override]
+    def init(  # type: ignore[override]
+        self, key: jax.Array, frozen: Any = None, data: Any = None
+    ) -> PPIState:
         """Untrained models (then the frozen model's parameters ``frozen``, with
-        ``frozen_from``), and buffers holding each learner's D_0."""
+        ``frozen_from``), and buffers holding each learner's D_0 (``data`` =
+        ``(codes [N, M, T], z [N, M, 10])`` with ``init_from``)."""
         cfg = self.ppi
         N, T, M = cfg.num_learners, cfg.episode_length, cfg.pretrain_episodes
         key, k_init, k_data = jax.random.split(key, 3)
@@ -400,7 +414,11 @@ class PPI(Coplayer):
             params = jax.tree.map(
                 lambda x, f: jnp.concatenate([x, f[None]]), params, frozen
             )
-        d0_codes, d0_z = jax.vmap(self.pretraining_set)(jax.random.split(k_data, N))
+        if data is None:
+            keys = jax.random.split(k_data, N)
+            d0_codes, d0_z = jax.vmap(self.pretraining_set)(keys)
+        else:
+            d0_codes, d0_z = data
         codes = jnp.zeros((N, cfg.capacity, T), jnp.int8).at[:, :M].set(d0_codes)
         z: Any = ()
         if cfg.opponent_id:
@@ -537,23 +555,8 @@ def load_frozen(config: PPIConfig, model: SequenceModel) -> Any:
       ValueError: a missing directory, another kind of run, another game or
         network, no checkpoint, or parameters of the wrong shapes.
     """
-    import flax.serialization
-
-    from dilemmas.training.configs import config_from_json
-    from dilemmas.training.runner import read_checkpoint, read_config
-
     what = f"frozen_from {config.frozen_from}"
-    run_dir = Path(config.frozen_from)
-    if not run_dir.is_dir():
-        raise ValueError(f"{what}: run directory {str(run_dir)!r} does not exist")
-    try:
-        record = read_config(run_dir)
-        if record.get("kind") != "ppi":
-            raise ValueError(f"it is a {record.get('kind')!r} run, not a PPI run")
-        source = config_from_json(PPIConfig, record["config"])
-        found = read_checkpoint(run_dir)
-    except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{what}: {err}") from None
+    source, raw = _read_ppi_run(config.frozen_from, what)
     mine = (config.env_id, config.hidden, config.embed, config.opponent_id)
     theirs = (source.env_id, source.hidden, source.embed, source.opponent_id)
     if mine != theirs:
@@ -561,9 +564,6 @@ def load_frozen(config: PPIConfig, model: SequenceModel) -> Any:
             f"{what}: its (env_id, hidden, embed, opponent_id) = {theirs} differs "
             f"from this run's {mine}"
         )
-    if found is None:
-        raise ValueError(f"{what}: {run_dir} has no checkpoint yet")
-    raw = flax.serialization.msgpack_restore(found[1])
     template = jax.eval_shape(model.init, jax.random.key(0))
     try:
         params = jax.tree.map(
@@ -582,6 +582,74 @@ def load_frozen(config: PPIConfig, model: SequenceModel) -> Any:
     return jax.tree.map(lambda x: x[seeds, 0], params)
 
 
+def _read_ppi_run(path: str, what: str) -> tuple[PPIConfig, dict]:
+    """The config and raw checkpoint (msgpack dict) of a PPI run directory."""
+    import flax.serialization
+
+    from dilemmas.training.configs import config_from_json
+    from dilemmas.training.runner import read_checkpoint, read_config
+
+    run_dir = Path(path)
+    if not run_dir.is_dir():
+        raise ValueError(f"{what}: run directory {str(run_dir)!r} does not exist")
+    try:
+        record = read_config(run_dir)
+        if record.get("kind") != "ppi":
+            raise ValueError(f"it is a {record.get('kind')!r} run, not a PPI run")
+        source = config_from_json(PPIConfig, record["config"])
+        found = read_checkpoint(run_dir)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{what}: {err}") from None
+    if found is None:
+        raise ValueError(f"{what}: {run_dir} has no checkpoint yet")
+    return source, flax.serialization.msgpack_restore(found[1])
+
+
+def load_data(config: PPIConfig) -> tuple[jax.Array, jax.Array]:
+    """The aggregated data of the PPI run ``config.init_from`` as this run's D_0:
+    codes ``[num_seeds, N, M, T]`` and ``z`` ``[num_seeds, N, M, 10]``.
+
+    Raises:
+      ValueError: a missing directory, another kind of run, another game, episode
+        length or Opponent-ID setting, no checkpoint, or a buffer whose size is not
+        ``pretrain_episodes`` or that is not full.
+    """
+    what = f"init_from {config.init_from}"
+    source, raw = _read_ppi_run(config.init_from, what)
+    mine = (config.env_id, config.episode_length, config.opponent_id)
+    theirs = (source.env_id, source.episode_length, source.opponent_id)
+    if mine != theirs:
+        raise ValueError(
+            f"{what}: its (env_id, episode_length, opponent_id) = {theirs} differs "
+            f"from this run's {mine}"
+        )
+    if source.capacity != config.pretrain_episodes:
+        raise ValueError(
+            f"{what}: its buffer holds {source.capacity} trajectories per learner; "
+            f"set pretrain_episodes = {source.capacity}"
+        )
+    try:
+        codes = np.asarray(raw["codes"], np.int8)
+        count = np.asarray(raw["count"])
+        z = np.asarray(raw["z"], np.float32) if config.opponent_id else None
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{what}: unexpected checkpoint ({err})") from None
+    S, N = source.num_seeds, source.num_learners
+    if codes.shape != (S, N, source.capacity, source.episode_length) or np.any(
+        count != source.capacity
+    ):
+        raise ValueError(f"{what}: its data buffer is not complete (a finished run)")
+    flat = codes.reshape(S * N, *codes.shape[2:])
+    pick = (np.arange(config.num_seeds * config.num_learners) % (S * N)).reshape(
+        config.num_seeds, config.num_learners
+    )
+    M = config.pretrain_episodes
+    zs = np.zeros((*pick.shape, M, Z_DIM), np.float32)
+    if z is not None:
+        zs = z.reshape(S * N, M, Z_DIM)[pick]
+    return jnp.asarray(flat[pick]), jnp.asarray(zs)
+
+
 class PPIExperiment:
     """:class:`~dilemmas.training.experiment.Experiment` for ``dilemmas train``."""
 
@@ -590,9 +658,11 @@ class PPIExperiment:
     def __init__(self, config: PPIConfig):
         self.config = config
         self.algo = PPI(config)
-        self.frozen_params = None
+        self.frozen_params = self.init_data = None
         if config.frozen_from:
             self.frozen_params = load_frozen(config, self.algo.model)
+        if config.init_from:
+            self.init_data = load_data(config)
         self.iterations = config.iterations
         self.loss_metrics = ("total_loss", "obs_loss", "reward_loss", "action_loss")
         progress = []
@@ -604,9 +674,8 @@ class PPIExperiment:
 
     def init(self, key: jax.Array) -> PPIState:
         keys = jax.random.split(key, self.config.num_seeds)
-        if self.frozen_params is None:
-            return jax.jit(jax.vmap(self.algo.init))(keys)
-        return jax.jit(jax.vmap(self.algo.init))(keys, self.frozen_params)
+        init = jax.jit(jax.vmap(self.algo.init))
+        return init(keys, self.frozen_params, self.init_data)
 
     def update(self, state: PPIState) -> tuple[PPIState, dict[str, jax.Array]]:
         return jax.vmap(self.algo.update)(state)
@@ -644,12 +713,20 @@ _STEP1 = _MIXED.replace(num_learners=1, learner_share=0.0)
 _STEP2 = _MIXED.replace(
     num_learners=1, learner_share=1.0, pool="", frozen_from="runs/ppi-step1"
 )
+# step 3: both learners start from the step-2 learner's 200k + 30 x 20k trajectories
+_STEP3 = _MIXED.replace(
+    learner_share=1.0,
+    pool="",
+    init_from="runs/ppi-step2",
+    pretrain_episodes=_STEP2.capacity,
+)
 
 PRESETS: dict[str, PPIConfig] = {
     # Paper scale: D_0 200k, 30 phases x 20k trajectories, 10 epochs, K 32, H 15;
     # for accelerators. The phase's rollouts are played in 10 pieces.
     "ppi-step1": _STEP1.replace(name="ppi-step1", collect_chunks=10),
     "ppi-step2": _STEP2.replace(name="ppi-step2", collect_chunks=10),
+    "ppi-step3": _STEP3.replace(name="ppi-step3", collect_chunks=10),
     "ppi-mixed": _MIXED.replace(name="ppi-mixed", collect_chunks=10),
     "ppi-opponent-id": _MIXED.replace(
         name="ppi-opponent-id", opponent_id=True, collect_chunks=10
@@ -681,14 +758,20 @@ _CPU = {
     "num_seeds": 2,
     "eval_episodes": 64,
 }
-PRESETS.update(
-    {
-        f"{name}-cpu": config.replace(
-            name=f"{name}-cpu",
-            collect_chunks=1,
-            frozen_from=f"{config.frozen_from}-cpu" if config.frozen_from else "",
-            **_CPU,
-        )
-        for name, config in PRESETS.items()
-    }
-)
+
+
+def _cpu(config: PPIConfig) -> PPIConfig:
+    """The CPU sibling of a paper-scale preset (chained run directories end in
+    ``-cpu`` too; step 3's D_0 is the CPU step 2's whole buffer)."""
+    changes: dict[str, Any] = {**_CPU, "name": f"{config.name}-cpu"}
+    changes["collect_chunks"] = 1
+    if config.frozen_from:
+        changes["frozen_from"] = f"{config.frozen_from}-cpu"
+    if config.init_from:
+        changes["init_from"] = f"{config.init_from}-cpu"
+        cpu_step2 = _cpu(_STEP2.replace(name="ppi-step2"))
+        changes["pretrain_episodes"] = cpu_step2.capacity
+    return config.replace(**changes)
+
+
+PRESETS.update({f"{name}-cpu": _cpu(config) for name, config in PRESETS.items()})

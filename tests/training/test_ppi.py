@@ -78,6 +78,11 @@ def test_presets_are_registered_with_the_paper_numbers():
     assert get_preset("ppi-step1").num_learners == 1
     step2 = get_preset("ppi-step2-cpu")
     assert (step2.frozen_from, step2.learner_share) == ("runs/ppi-step1-cpu", 1.0)
+    step3 = get_preset("ppi-step3-cpu")
+    assert (step3.init_from, step3.pretrain_episodes) == (
+        "runs/ppi-step2-cpu",
+        step2.pretrain_episodes + step2.iterations * step2.episodes,
+    )
     assert {f"{n}-cpu" for n in PRESETS if not n.endswith("-cpu")} <= set(PRESETS)
 
 
@@ -182,7 +187,7 @@ def test_the_acting_stream_is_the_training_stream():
     assert float(jnp.std(want[..., 0])) > 0.05
 
 
-def test_a_frozen_ppi_run_joins_as_the_last_learner_and_stays_frozen(tmp_path):
+def test_a_ppi_run_is_a_frozen_co_player_or_the_data_of_a_new_run(tmp_path):
     source = TINY.replace(
         num_learners=1, learner_share=0.0, iterations=1, num_seeds=1, eval_episodes=2
     )
@@ -216,3 +221,15 @@ def test_a_frozen_ppi_run_joins_as_the_last_learner_and_stays_frozen(tmp_path):
     assert new.codes.shape[1] == 1  # only the trainable learner keeps data
     assert metrics["reward_vs_learner"].shape == (2, 2)  # learner, then frozen
     assert metrics["total_loss"].shape == (2, 1)
+    # init_from: the same run's whole buffer (D_0 and its phase) is a new D_0
+    with pytest.raises(ValueError, match="set pretrain_episodes = 48"):
+        TINY.replace(init_from=str(tmp_path / "step1")).experiment()
+    cfg = TINY.replace(
+        init_from=str(tmp_path / "step1"), pretrain_episodes=48, iterations=1
+    )
+    state = cfg.experiment().init(jax.random.key(0))
+    for seed in range(2):
+        for learner in range(2):  # every (seed, learner) takes the source's only one
+            np.testing.assert_array_equal(
+                state.codes[seed, learner, :48], trained.codes[0, 0]
+            )
