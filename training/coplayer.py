@@ -679,6 +679,26 @@ def make_train(cfg: CoplayerConfig) -> Callable[[jax.Array], tuple[CoplayerState
     return train
 
 
+#: The printed result of a population run: rewards and cooperation by pairing.
+HEADLINE_METRICS: tuple[str, ...] = (
+    "reward_vs_learner",
+    "cooperation_vs_learner",
+    "reward_vs_fixed",
+    "fixed_reward",
+    "cooperation_vs_fixed",
+    "fixed_cooperation",
+)
+
+
+def headline(metrics: Mapping[str, Any], names: tuple[str, ...]) -> dict:
+    """Per-seed means over learners of the ``names`` present in ``metrics``."""
+    return {
+        name: np.asarray(metrics[name], np.float64).mean(axis=-1).tolist()
+        for name in names
+        if name in metrics
+    }
+
+
 class CoplayerExperiment:
     """:class:`~dilemmas.training.experiment.Experiment` for ``dilemmas train``.
 
@@ -750,18 +770,7 @@ class CoplayerExperiment:
 
     def summary(self, state: CoplayerState, metrics: Mapping[str, Any]) -> dict:
         del state
-        return {
-            name: np.asarray(metrics[name], np.float64).mean(axis=-1).tolist()
-            for name in (
-                "reward_vs_learner",
-                "cooperation_vs_learner",
-                "reward_vs_fixed",
-                "fixed_reward",
-                "cooperation_vs_fixed",
-                "fixed_cooperation",
-            )
-            if name in metrics
-        }
+        return headline(metrics, HEADLINE_METRICS)
 
     def evaluate(self, state: CoplayerState) -> dict[str, Any]:
         from dilemmas.training.coplayer_eval import evaluate

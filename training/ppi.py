@@ -94,7 +94,13 @@ from dilemmas.training.configs import (
     check_ints,
     check_seeds,
 )
-from dilemmas.training.coplayer import Coplayer, CoplayerConfig, Games
+from dilemmas.training.coplayer import (
+    HEADLINE_METRICS,
+    Coplayer,
+    CoplayerConfig,
+    Games,
+    headline,
+)
 from dilemmas.training.pool import EPS, parse_pool
 
 PRETRAIN = ("tabular", "random")
@@ -685,19 +691,7 @@ class PPIExperiment:
 
     def summary(self, state: PPIState, metrics: Mapping[str, Any]) -> dict:
         del state
-        return {
-            name: np.asarray(metrics[name], np.float64).mean(axis=-1).tolist()
-            for name in (
-                "reward_vs_learner",
-                "cooperation_vs_learner",
-                "reward_vs_fixed",
-                "fixed_reward",
-                "cooperation_vs_fixed",
-                "fixed_cooperation",
-                "total_loss",
-            )
-            if name in metrics
-        }
+        return headline(metrics, (*HEADLINE_METRICS, "total_loss"))
 
     def evaluate(self, state: PPIState) -> dict[str, Any]:
         from dilemmas.training.coplayer_eval import evaluate
