@@ -56,8 +56,10 @@ import numpy as np
 from dilemmas.envs.payoffs import PayoffsLike, payoff_table
 
 # Player 2's own-perspective entries (p_CC, p_CD, p_DC, p_DD) sit at positions 1..4 of
-# its vector; these indices read them in the global order (CC, CD, DC, DD).
-_PLAYER_2_GLOBAL = np.array([1, 3, 2, 4])
+# its vector; these indices read them in the global order (CC, CD, DC, DD). Python
+# ints, not an index array: an array constant captured in a trace made without x64
+# keeps int32 and breaks a later float64 trace of the same function.
+_PLAYER_2_GLOBAL = (1, 3, 2, 4)
 
 
 def _policy(p: Any, name: str) -> jax.Array:
@@ -154,7 +156,7 @@ def transition_matrix(p1: jax.Array, p2: jax.Array) -> jax.Array:
       ``[4, 4]`` matrix whose rows sum to 1.
     """
     p1, p2 = _policies(p1, p2)
-    return _joint(p1[1:], p2[_PLAYER_2_GLOBAL])
+    return _joint(p1[1:], jnp.stack([p2[i] for i in _PLAYER_2_GLOBAL]))
 
 
 def _discounted_occupancy(p1: jax.Array, p2: jax.Array, gamma: Any) -> jax.Array:
