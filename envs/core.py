@@ -60,9 +60,10 @@ class MultiAgentEnv(Generic[State, Params]):
     #: Render modes the host-side hooks support (``"ansi"``: :meth:`render_ansi`,
     #: ``"rgb_array"``: :meth:`render_rgb`).
     render_modes: ClassVar[tuple[str, ...]] = ("ansi",)
-    #: Module holding the catalogue of named co-players for this game (it provides
-    #: ``co_player(name, env, **kwargs)``), used by the Gymnasium face; imported
-    #: lazily.
+    #: Key of the catalogue of named co-players for this game, used by the Gymnasium
+    #: face: ``dilemmas.agents`` registers each catalogue under this key on import
+    #: (:func:`dilemmas.envs.registry.register_co_players`); envs import nothing of
+    #: the agents.
     co_players: ClassVar[str | None] = None
     #: The co-player the Gymnasium face uses when none is given.
     default_co_player: ClassVar[str | None] = None
