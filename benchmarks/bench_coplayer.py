@@ -36,7 +36,7 @@ import tempfile
 from pathlib import Path
 
 import jax
-from bench_training import OUTSIDE_TARGET, _device, _median_seconds
+from bench_training import _device, _median_seconds, driver_line
 
 from dilemmas.training import runner
 from dilemmas.training.coplayer import PRESETS, Coplayer
@@ -101,7 +101,6 @@ def main() -> None:
         "rows": rows,
         "driver": timing,
     }
-    share = timing["share_outside_compiled_code"]
     print()
     print(f"device: {result['device']}, jax {jax.__version__}")
     print(
@@ -117,13 +116,7 @@ def main() -> None:
             f"{row['tabular_steps_per_second']:.3g} | "
             f"{row['gru_over_tabular']:.3f} |"
         )
-    print(
-        f"driver, {args.driver_iterations} iterations at one per chunk: "
-        f"{timing['seconds_in_compiled_code']:.2f} s compiled, "
-        f"{timing['seconds_outside_compiled_code']:.3f} s outside -> "
-        f"{100 * share:.2f} % outside (target < {100 * OUTSIDE_TARGET:.0f} %: "
-        f"{'met' if share < OUTSIDE_TARGET else 'NOT met'})"
-    )
+    print(driver_line(timing, args.driver_iterations))
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2))
 

@@ -80,6 +80,15 @@ def is_number(x: Any) -> bool:
     )
 
 
+def check_env_id(config: Any, field: str = "env_id") -> None:
+    """Raise ``ValueError`` unless ``config.<field>`` is a registered game id."""
+    from dilemmas.envs import registered
+
+    value = getattr(config, field)
+    if value not in registered():
+        raise ValueError(f"unknown {field} {value!r}; registered: {registered()}")
+
+
 def check_choices(config: Any, allowed: Mapping[str, Iterable[Any]]) -> None:
     """Raise ``ValueError`` unless each ``config.<field>`` is one of its choices."""
     for field, choices in allowed.items():

@@ -60,6 +60,7 @@ from dilemmas.envs.matrix_games import MatrixGame
 from dilemmas.training import estimators, losses
 from dilemmas.training.configs import (
     check_choices,
+    check_env_id,
     check_floats,
     check_ints,
     check_seeds,
@@ -215,12 +216,7 @@ class CoplayerConfig:
             )
         if not isinstance(self.init_from, str):
             raise ValueError(f"init_from must be a path string, got {self.init_from!r}")
-        from dilemmas.envs import registered
-
-        if self.env_id not in registered():
-            raise ValueError(
-                f"unknown env_id {self.env_id!r}; registered: {registered()}"
-            )
+        check_env_id(self)
 
     def memory_estimate_bytes(self) -> dict[str, int]:
         """A lower bound of one iteration's memory, by the fields that drive it

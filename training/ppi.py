@@ -192,30 +192,22 @@ class PPIConfig:
         check_ints(
             self,
             {
-                "episode_length": (1, 100_000),
-                "num_learners": (1, 1024),
                 "pretrain_episodes": 1,
                 "iterations": 1,
                 "episodes": 1,
                 "collect_chunks": 1,
                 "epochs": 1,
                 "minibatch": 1,
-                "hidden": (1, 65_536),
-                "embed": (1, 65_536),
                 "rollouts": 1,
                 "horizon": 1,
-                "num_seeds": (1, 65_536),
-                "eval_episodes": (1, 1 << 20),
             },
         )
-        check_floats(self, ("learner_share", "discount"), low=0.0, high=1.0)
+        check_floats(self, ("discount",), low=0.0, high=1.0)
         check_floats(self, ("adam_b1", "adam_b2"), low=0.0, high=1.0, high_open=True)
         check_floats(self, ("lr", "max_grad_norm"), low=0.0, low_open=True)
         weights = ("lambda_obs", "lambda_action", "lambda_reward", "weight_decay")
         check_floats(self, (*weights, "beta"), low=0.0)
         check_choices(self, {"pretrain": PRETRAIN})
-        if not isinstance(self.opponent_id, bool):
-            raise ValueError("opponent_id must be true or false")
         for field in ("frozen_from", "init_from"):
             if not isinstance(getattr(self, field), str):
                 raise ValueError(
@@ -226,6 +218,9 @@ class PPIConfig:
                 f"collect_chunks = {self.collect_chunks} must divide episodes = "
                 f"{self.episodes}"
             )
+        # The game's settings (game, length, learners, shares, pool, network sizes,
+        # seeds) are validated once, by the co-player inference config.
+        self.coplayer_config()
         capacity = self.capacity
         if capacity * self.episode_length > 2**31 - 1:
             raise ValueError(
@@ -238,19 +233,12 @@ class PPIConfig:
                 "PPI pools take random_tabular and named strategies; frozen:RUN_DIR "
                 "co-players are not supported"
             )
-        from dilemmas.envs import registered
-
-        if self.env_id not in registered():
-            raise ValueError(
-                f"unknown env_id {self.env_id!r}; registered: {registered()}"
-            )
         env, _ = make_env(self.env_id, max_steps=self.episode_length)
         if not isinstance(env, MatrixGame) or env.obs_dim != 5:
             raise ValueError(
                 f"{self.env_id}: PPI's sequence model reads the 5 observations of a "
                 "2x2 matrix game (s0, CC, CD, DC, DD)"
             )
-        self.coplayer_config()  # the games' settings (pool, shares, learners)
 
     @property
     def capacity(self) -> int:

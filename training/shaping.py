@@ -60,6 +60,7 @@ from dilemmas.envs import make as make_env
 from dilemmas.training import estimators, losses
 from dilemmas.training.configs import (
     check_choices,
+    check_env_id,
     check_ints,
     check_seeds,
     is_number,
@@ -221,12 +222,7 @@ class ShapingConfig:
                 f"ppo_minibatches = {self.ppo_minibatches} must divide "
                 f"meta_batch * batch = {sequences}"
             )
-        from dilemmas.envs import registered
-
-        if self.env_id not in registered():
-            raise ValueError(
-                f"unknown env_id {self.env_id!r}; registered: {registered()}"
-            )
+        check_env_id(self)
 
     def memory_estimate_bytes(self) -> dict[str, int]:
         """A lower bound of the bytes held at once, by the fields that size them
