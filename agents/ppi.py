@@ -20,7 +20,7 @@ continuations of ``horizon`` (H) rounds per candidate action *inside the model*:
 rather than a Gaussian sample: the Gaussian's variance is a fixed constant, so a
 sample carries no information the mean lacks, and its noise would only add
 variance to ``Q``. Defaults (§3.3, §9): beta 0.01, K 32, H 15, undiscounted; own
-future actions from the prior (the only source implemented).
+future actions from the prior.
 
 Everything is one computation over episodes x actions x rollouts (flattened into
 one batch) and a ``lax.scan`` over the H rounds, jittable. The model is any object
@@ -40,6 +40,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from dilemmas.agents.sequence_model import Prediction
+
+OWN_ACTIONS = ("prior", "improved")
+
 
 @dataclass(frozen=True)
 class Planner:
@@ -51,6 +55,13 @@ class Planner:
       horizon: H, rounds per continuation (truncated at the episode end).
       discount: discount of the rewards inside a continuation (1: undiscounted).
       episode_length: T, rounds per episode.
+      own_actions: ``"prior"`` or ``"improved"``: the source of the agent's own
+        actions inside a continuation.
+      inner_rollouts, inner_horizon: the nested continuations (under the prior)
+        that estimate ``Q'`` for ``own_actions="improved"``.
+      paired: common random numbers: rollout ``k`` of every candidate action
+        draws the same noise (the policy depends on differences of ``Q``, whose
+        variance this lowers; each ``Q`` stays unbiased).
     """
 
     beta: float = 0.01
@@ -58,6 +69,27 @@ class Planner:
     horizon: int = 15
     discount: float = 1.0
     episode_length: int = 100
+    own_actions: str = "prior"
+    inner_rollouts: int = 4
+    inner_horizon: int = 5
+    paired: bool = False
+
+    def __post_init__(self):
+        if self.own_actions not in OWN_ACTIONS:
+            raise ValueError(
+                f"own_actions must be one of {OWN_ACTIONS}, got {self.own_actions!r}"
+            )
+
+    def inner(self) -> Planner:
+        """The planner of the nested continuations (own actions from the prior)."""
+        return Planner(
+            beta=self.beta,
+            rollouts=self.inner_rollouts,
+            horizon=self.inner_horizon,
+            discount=self.discount,
+            episode_length=self.episode_length,
+            paired=self.paired,
+        )
 
 
 class Decision(NamedTuple):
@@ -105,20 +137,35 @@ def rollout_q(
     remaining = jnp.repeat(planner.episode_length - t, A * K)
     state = model.feed_action(params, state, actions)
 
+    def sample(key, logits):
+        """One draw per row by inverting the CDF at a uniform; with ``paired``
+        rollouts the ``A`` continuations of rollout ``k`` share their uniforms
+        (observations are ordered own action first, so a shared uniform couples
+        the co-player's simulated actions across the candidate actions)."""
+        n = logits.shape[-1]
+        u = jax.random.uniform(key, (B, 1 if planner.paired else A, K))
+        u = jnp.broadcast_to(u, (B, A, K)).reshape(-1, 1)
+        cdf = jnp.cumsum(jax.nn.softmax(logits), axis=-1)
+        return jnp.minimum(jnp.sum(cdf < u, axis=-1), n - 1).astype(jnp.int32)
+
     def round_(carry, inputs):
         state, total = carry
         j, key = inputs
-        k_obs, k_act = jax.random.split(key)
-        obs_logits = model.predict(params, state).obs_logits
-        obs = jax.random.categorical(k_obs, obs_logits).astype(jnp.int32)
+        k_obs, k_act, k_inner = jax.random.split(key, 3)
+        obs = sample(k_obs, model.predict(params, state).obs_logits)
         state = model.feed_obs(params, state, obs)
         reward = model.predict(params, state).reward_mean
         weight = jnp.where(j < remaining, planner.discount**j, 0.0)
         total = total + weight * reward
         state = model.feed_reward(params, state, reward)
-        action_logits = model.predict(params, state).action_logits
-        action = jax.random.categorical(k_act, action_logits).astype(jnp.int32)
-        state = model.feed_action(params, state, action)
+        if planner.own_actions == "improved":
+            t_next = planner.episode_length - remaining + j + 1
+            action_logits = decide(
+                model, params, state, t_next, k_inner, planner.inner()
+            ).logits
+        else:
+            action_logits = model.predict(params, state).action_logits
+        state = model.feed_action(params, state, sample(k_act, action_logits))
         return (state, total), None
 
     steps = (jnp.arange(H), jax.random.split(key, H))
@@ -193,3 +240,54 @@ class PPIAgent:
         probs = jnp.exp(decision.logits)
         value = jnp.sum(probs * decision.q, axis=-1)
         return (h, t + 1), action, value, probs
+
+
+# The co-player's entries (s0, CC, CD, DC, DD in its own view) in the agent's state
+# order: its CD is the agent's DC and vice versa.
+_AGENT_VIEW = (0, 1, 3, 2, 4)
+
+
+class MemoryOneModel:
+    """An exact model of a memory-one co-player and a memory-one prior, with the
+    rollout interface of :class:`~dilemmas.agents.sequence_model.SequenceModel`
+    (``params`` are ignored): a reference for the rollout Q (the tests check it
+    against dynamic programming) and for the rollouts' speed.
+
+    The state is ``(s, a)``: the agent's last observation index (0 = s0, then
+    ``1 + 2 * own + co-player`` of the previous round) and its last own action.
+
+    Args:
+      co_player: ``[5]`` the co-player's cooperation probabilities (first move;
+        after CC, CD, DC, DD in its own view).
+      prior_coop: ``[5]`` the agent's prior P(C) in its states s0, CC, CD, DC, DD.
+      payoffs: ``[2, 2, 2]`` table ``payoffs[own, co-player, player]``.
+    """
+
+    def __init__(self, co_player: Any, prior_coop: Any, payoffs: Any):
+        self.co = jnp.asarray(co_player, jnp.float32)[jnp.asarray(_AGENT_VIEW)]
+        p = jnp.clip(jnp.asarray(prior_coop, jnp.float32), 1e-7, 1 - 1e-7)
+        self.prior = jnp.log(jnp.stack([p, 1 - p], -1))
+        self.payoffs = jnp.asarray(payoffs, jnp.float32)
+
+    def initial_state(self, batch_shape: tuple[int, ...] = ()):
+        zeros = jnp.zeros(batch_shape, jnp.int32)
+        return zeros, zeros
+
+    def feed_obs(self, params, h, obs):
+        return obs, h[1]
+
+    def feed_reward(self, params, h, reward):
+        return h
+
+    def feed_action(self, params, h, action):
+        return h[0], action
+
+    def predict(self, params, h) -> Prediction:
+        s, a = h
+        c = self.co[s]
+        rows = jnp.arange(s.shape[0])
+        probs = jnp.zeros((s.shape[0], 5))
+        probs = probs.at[rows, 1 + 2 * a].set(c).at[rows, 2 + 2 * a].set(1 - c)
+        own, other = (s - 1) // 2, (s - 1) % 2
+        reward = jnp.where(s == 0, 0.0, self.payoffs[own, other, 0])
+        return Prediction(jnp.log(jnp.maximum(probs, 1e-30)), reward, self.prior[s])

@@ -230,6 +230,36 @@ class SequenceModel:
         _, before = jax.lax.scan(body, h0, x)
         return before
 
+    def teacher_forced(
+        self,
+        params: Params,
+        obs: jax.Array,
+        rewards: jax.Array,
+        actions: jax.Array,
+        z: jax.Array | None = None,
+    ) -> Prediction:
+        """Each round's next-token predictions on recorded trajectories.
+
+        Args:
+          params, obs, rewards, actions, z: as in :meth:`token_embeddings`.
+
+        Returns:
+          :class:`Prediction` with ``obs_logits`` ``[B, T, num_obs]`` (of ``o_t``
+          from ``x_{<t}``), ``reward_mean`` ``[B, T]`` (of ``r_t`` after ``o_t``)
+          and ``action_logits`` ``[B, T, num_actions]`` (the prior ``p(a_t |
+          x_{<=t})`` after ``o_t`` and ``r_t``).
+        """
+        B, T = obs.shape
+        before = self.states_before_tokens(
+            params, self.token_embeddings(params, obs, rewards, actions, z)
+        )
+        before = jnp.swapaxes(before[-3 * T :], 0, 1).reshape(B, T, 3, -1)
+        return Prediction(
+            self.predict(params, before[:, :, 0]).obs_logits,
+            self.predict(params, before[:, :, 1]).reward_mean,
+            self.predict(params, before[:, :, 2]).action_logits,
+        )
+
     def losses(
         self,
         params: Params,
@@ -252,13 +282,9 @@ class SequenceModel:
           :class:`TokenLosses` (``obs``, ``reward``, ``action``).
         """
         B, T = obs.shape
-        before = self.states_before_tokens(
-            params, self.token_embeddings(params, obs, rewards, actions, z)
+        pred_obs, pred_reward, pred_action = self.teacher_forced(
+            params, obs, rewards, actions, z
         )
-        before = jnp.swapaxes(before[-3 * T :], 0, 1).reshape(B, T, 3, -1)
-        pred_obs = self.predict(params, before[:, :, 0]).obs_logits
-        pred_reward = self.predict(params, before[:, :, 1]).reward_mean
-        pred_action = self.predict(params, before[:, :, 2]).action_logits
 
         def nll(logits, index):
             logp = jax.nn.log_softmax(logits)
