@@ -1,4 +1,5 @@
-"""Report sections of co-player inference runs (``config.json`` kind ``"coplayer"``).
+"""Report sections of co-player inference runs (``config.json`` kind ``"coplayer"``,
+independent A2C, or ``"ppi"``, Predictive Policy Improvement).
 
 A coplayer run trains a pool of sequence-model learners (``learner_0``,
 ``learner_1``, ...), each episode against another learner or a fixed co-player
@@ -16,9 +17,9 @@ sections of :data:`~dilemmas.analysis.report_sections.SECTIONS` show them:
   learner gives up against the exact best response to a random memory-one
   co-player.
 
-Each appears when a group is of kind ``"coplayer"`` or holds its data (so the
+Each appears when a group is of one of these kinds or holds its data (so the
 sections of other kinds of run are unchanged); a group without the data says so in
-one line.
+one line. A2C and PPI runs analysed together share every section, one group each.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ from dilemmas.analysis.report_runs import Group
 if TYPE_CHECKING:
     from dilemmas.analysis.report_sections import ReportWriter
 
-#: The ``kind`` of ``config.json`` of co-player inference runs.
-KIND = "coplayer"
+#: The ``kind`` values of ``config.json`` of co-player inference runs.
+KINDS = ("coplayer", "ppi")
 #: Pairings of the training metrics: (metric infix, heading). A pairing ``X`` logs
 #: the learners' ``reward_vs_X`` / ``cooperation_vs_X`` and their co-players'
 #: ``X_reward`` / ``X_cooperation``.
@@ -60,8 +61,8 @@ _LINESTYLES = ("-", "--", ":", "-.")
 
 
 def is_coplayer(group: Group) -> bool:
-    """Whether any run of ``group`` is of kind :data:`KIND`."""
-    return any(run.kind == KIND for run in group.runs)
+    """Whether any run of ``group`` is of a kind in :data:`KINDS`."""
+    return any(run.kind in KINDS for run in group.runs)
 
 
 def learner_name(index: int) -> str:

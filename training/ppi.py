@@ -66,8 +66,8 @@ from the step-2 learners' whole aggregated data as D_0 (learner ``i`` of seed ``
 takes the source's ``(seed, learner)`` entry number ``(s * N + i) mod count``).
 ``pretrain_episodes`` must equal the source's buffer size.
 
-Not supported here: ``frozen:RUN_DIR`` pool entries and own future actions in the
-rollouts from the improved policy instead of the prior.
+Not supported here: ``frozen:RUN_DIR`` pool entries (a frozen PPI co-player joins
+through ``frozen_from``).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dilemmas.agents.ppi import Planner, PPIAgent
+from dilemmas.agents.ppi import OWN_ACTIONS, Planner, PPIAgent
 from dilemmas.agents.sequence import Z_DIM
 from dilemmas.agents.sequence_model import SequenceModel
 from dilemmas.envs import make as make_env
@@ -148,6 +148,12 @@ class PPIConfig:
         clipping.
       beta: inverse temperature of the improved policy.
       rollouts, horizon, discount: the Monte-Carlo Q (K, H, gamma).
+      own_actions: the source of the agent's own actions inside a rollout,
+        ``"prior"`` (the spec's default) or ``"improved"`` (the improved policy,
+        its Q from ``inner_rollouts`` nested rollouts of ``inner_horizon`` rounds
+        under the prior; :mod:`dilemmas.agents.ppi`).
+      paired_rollouts: common random numbers across the candidate actions'
+        rollouts (not in the paper; lowers the variance of the Q differences).
       num_seeds: independent runs, vmapped.
       seed: base seed.
       eval_episodes: episodes per learner and co-player in the final evaluation.
@@ -183,6 +189,10 @@ class PPIConfig:
     rollouts: int = 32
     horizon: int = 15
     discount: float = 1.0
+    own_actions: str = "prior"
+    inner_rollouts: int = 4
+    inner_horizon: int = 5
+    paired_rollouts: bool = False
     num_seeds: int = 1
     seed: int = 0
     eval_episodes: int = 256
@@ -200,6 +210,8 @@ class PPIConfig:
                 "minibatch": 1,
                 "rollouts": 1,
                 "horizon": 1,
+                "inner_rollouts": 1,
+                "inner_horizon": 1,
             },
         )
         check_floats(self, ("discount",), low=0.0, high=1.0)
@@ -207,7 +219,9 @@ class PPIConfig:
         check_floats(self, ("lr", "max_grad_norm"), low=0.0, low_open=True)
         weights = ("lambda_obs", "lambda_action", "lambda_reward", "weight_decay")
         check_floats(self, (*weights, "beta"), low=0.0)
-        check_choices(self, {"pretrain": PRETRAIN})
+        check_choices(self, {"pretrain": PRETRAIN, "own_actions": OWN_ACTIONS})
+        if not isinstance(self.paired_rollouts, bool):
+            raise ValueError("paired_rollouts must be true or false")
         for field in ("frozen_from", "init_from"):
             if not isinstance(getattr(self, field), str):
                 raise ValueError(
@@ -368,6 +382,10 @@ class PPI(Coplayer):
             horizon=cfg.horizon,
             discount=cfg.discount,
             episode_length=cfg.episode_length,
+            own_actions=cfg.own_actions,
+            inner_rollouts=cfg.inner_rollouts,
+            inner_horizon=cfg.inner_horizon,
+            paired=cfg.paired_rollouts,
         )
         self.fit_optimiser = optax.chain(
             optax.clip_by_global_norm(cfg.max_grad_norm),
@@ -493,7 +511,7 @@ class PPI(Coplayer):
             if self.pool is not None:
                 vs_pool, _ = self.pool_games(params, (), k_pool)
             data = self.learner_data(vs_learners, vs_pool)
-            return data, self.play_metrics(data)
+            return data, {**self.play_metrics(data), **self.tilt_metrics(params, data)}
 
         data, metrics = jax.lax.map(chunk, jax.random.split(key, cfg.collect_chunks))
         data = jax.tree.map(
@@ -503,6 +521,31 @@ class PPI(Coplayer):
             data,
         )
         return data, {name: jnp.mean(x, axis=0) for name, x in metrics.items()}
+
+    def tilt_metrics(self, params: Any, data: Games) -> dict[str, jax.Array]:
+        """How far the improved policy moved from the prior on the histories it
+        visited, per learner ``[N]``: ``tilt_kl``, the mean ``KL(pi || p)`` per
+        decision, and ``prior_cooperation_vs_{learner,fixed}``, the prior's mean
+        probability of cooperating there (compare ``cooperation_vs_*``, the
+        improved policy's)."""
+        codes = 2 * data.actions[..., 0] + data.actions[..., 1]
+        obs, rewards, actions = decode(codes, self.payoffs)
+        z = data.z[:, :, 0] if self.ppi.opponent_id else None
+        prior = jax.vmap(self.model.teacher_forced)(
+            params, obs, rewards, actions, z
+        ).action_logits
+        log_p = jax.nn.log_softmax(prior)
+        pi = data.policy[..., 0, :]
+        log_pi = jnp.log(jnp.maximum(pi, 1e-30))
+        kl = jnp.sum(pi * (log_pi - log_p), axis=-1)
+        metrics = {"tilt_kl": jnp.mean(kl, axis=(1, 2))}
+        cooperate = jnp.mean(jnp.exp(log_p[..., 0]), axis=2)  # [N, E]
+        E_l = self.cfg.learner_episodes  # per collection chunk
+        if E_l:
+            metrics["prior_cooperation_vs_learner"] = jnp.mean(cooperate[:, :E_l], 1)
+        if self.pool is not None:
+            metrics["prior_cooperation_vs_fixed"] = jnp.mean(cooperate[:, E_l:], 1)
+        return metrics
 
     def update(self, state: PPIState) -> tuple[PPIState, dict[str, jax.Array]]:  # type: ignore[override]
         """One phase of one seed: fit fresh models on the buffers, collect with the
@@ -722,22 +765,32 @@ PRESETS: dict[str, PPIConfig] = {
     ),
 }
 
-# CPU scale: the paper's optimiser, beta and loss settings with a smaller network
-# (GRU 32, embeddings 16: the rollouts dominate the cost, about 20 s per phase on two
-# shared cores instead of about 100 s with GRU 128), a D_0 of 2k trajectories, 5
-# phases of 256 trajectories per learner, 2 epochs, 8 rollouts of 5 rounds and 2
-# seeds: a run takes a few minutes. Whether PPI's mixed-pool cooperation appears at
-# this scale is untested.
+# CPU scale (measured on two shared cores; docs/results.md). The paper's loss, AdamW
+# betas, weight decay, clipping, episode length, rollout horizon (H 15) and embedding
+# size, with GRU 64, a D_0 of 8192 trajectories fitted for 16 epochs (2048 steps),
+# 3 phases of 768 trajectories per learner (D_0 grows about 10 % per phase, as in the
+# paper), 8 rollouts per action and 5 seeds. Deviations, each measured:
+# * lr 2e-3 and minibatches of 64: at the paper's lr 1e-4 and 256, a CPU-sized fit
+#   leaves every loss near its untrained value; with these a GRU 64 learns in-context
+#   inference (its predicted probability that a Tit-for-Tat co-player copies the
+#   agent's last move rises from 0.49 in round 1 to 0.79 by round 30), a GRU 32 does
+#   not (0.52 flat after 1500 steps);
+# * beta 100 (the reading in which the paper's 0.01 is the KL weight alpha = 1 /
+#   beta): with beta 0.01 the improved policy stays within 1e-4 nats of the prior;
+# * paired rollouts (common random numbers), which halve the noise of the Q
+#   differences at K = 8.
 _CPU = {
-    "hidden": 32,
-    "embed": 16,
-    "pretrain_episodes": 2_000,
-    "iterations": 5,
-    "episodes": 256,
-    "epochs": 2,
+    "hidden": 64,
+    "lr": 2e-3,
+    "minibatch": 64,
+    "pretrain_episodes": 8192,
+    "iterations": 3,
+    "episodes": 768,
+    "epochs": 16,
+    "beta": 100.0,
     "rollouts": 8,
-    "horizon": 5,
-    "num_seeds": 2,
+    "paired_rollouts": True,
+    "num_seeds": 5,
     "eval_episodes": 64,
 }
 

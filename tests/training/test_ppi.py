@@ -178,13 +178,34 @@ def test_the_acting_stream_is_the_training_stream():
     one = jax.tree.map(lambda x: x[0], params)
     codes = 2 * games.actions[0, ..., 0] + games.actions[0, ..., 1]
     obs, rewards, actions = decode(codes, COALA)
-    B, T = obs.shape
-    tokens = algo.model.token_embeddings(one, obs, rewards, actions)
-    before = algo.model.states_before_tokens(one, tokens)
-    before = jnp.swapaxes(before, 0, 1).reshape(B, T, 3, -1)[:, :, 2]
-    want = jax.nn.softmax(algo.model.predict(one, before).action_logits)
+    prior = algo.model.teacher_forced(one, obs, rewards, actions).action_logits
+    want = jax.nn.softmax(prior)
     np.testing.assert_allclose(games.policy[0, :, :, 0], want, atol=1e-5)
     assert float(jnp.std(want[..., 0])) > 0.05
+
+
+def test_the_tilt_metrics_measure_the_improved_policys_distance_from_the_prior():
+    # beta = 0: the improved policy is the prior, KL 0 and the prior's cooperation
+    # is the cooperation played (up to sampling); beta = 2: a positive KL
+    params = None
+    for beta in (0.0, 2.0):
+        algo = PPI(
+            TINY.replace(
+                beta=beta, num_seeds=1, episodes=64, learner_share=0.0, num_learners=1
+            )
+        )
+        if params is None:
+            params = jax.vmap(algo.model.init)(jax.random.split(jax.random.key(5), 1))
+            params = jax.tree.map(lambda x: 3.0 * x, params)
+        _, metrics = jax.jit(algo.collect)(params, jax.random.key(7))
+        kl = float(metrics["tilt_kl"][0])
+        if beta == 0.0:
+            assert abs(kl) < 1e-5
+            played = float(metrics["cooperation_vs_fixed"][0])
+            prior = float(metrics["prior_cooperation_vs_fixed"][0])
+            assert abs(played - prior) < 0.03
+        else:
+            assert kl > 1e-3
 
 
 def test_a_ppi_run_is_a_frozen_co_player_or_the_data_of_a_new_run(tmp_path):
