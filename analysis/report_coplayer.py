@@ -248,7 +248,14 @@ def within_episode(writer: ReportWriter) -> None:
             ),
             f"Per {ev.within_episode_x} of the evaluation episodes, one panel per "
             "pairing: colour = player (learner, co-player), solid = reward per "
-            f"step, dashed = P(cooperate); mean over {seeds} seeds, band = "
+            "step, dashed = P(cooperate)"
+            + (
+                ", dotted = the learner's world-model probability of the "
+                "co-player's actual move (PPI)"
+                if any("learner prediction" in s for s in ev.within_episode.values())
+                else ""
+            )
+            + f"; mean over {seeds} seeds, band = "
             f"{writer.plots.band_kind(seeds)} over seeds.",
         )
         length = max(v.shape[1] for s in ev.within_episode.values() for v in s.values())

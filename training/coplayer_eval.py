@@ -9,7 +9,11 @@ and fresh random tabular agents. The record (``docs/run_directory.md``) holds
 * ``memory_one``: the memory-one probe of each learner per co-player (and of
   frozen co-players against it), for the Press-Dyson fits of the report;
 * ``within_episode``: per-round reward and cooperation of both sides, one panel
-  per pairing;
+  per pairing; against fixed co-players also the per-round series of an
+  algorithm with an ``eval_series(params, games) -> {name: [T]}`` method, as
+  ``"learner NAME"`` (PPI: ``"learner prediction"``, its world model's probability
+  of the co-player's actual move, which rises over an episode where the model
+  infers its co-player in context);
 * ``best_response_gap``: against random tabular co-players, the per-round gap
   ``V*_t(s_t) - E_pi Q*_t(s_t, a)`` between the exact finite-horizon best response
   (:func:`dilemmas.analysis.best_response.memory_one_best_response`) and the
@@ -114,19 +118,25 @@ def evaluate(algo: Coplayer, state: CoplayerState, seed: int = 12345) -> dict[st
     labels = [e.label for e in entries]
     random_k = labels.index(RANDOM_TABULAR) if RANDOM_TABULAR in labels else None
 
+    series_of = getattr(algo, "eval_series", None)
+
     def one_seed(state, key):
         pairs, fixed = _rollouts(algo, pool, state, key)
-        gap = None
+        series = gap = None
+        if fixed is not None and series_of is not None:
+            per_entry = lambda p, g: jax.vmap(lambda gk: series_of(p, gk))(g)  # noqa: E731
+            series = jax.vmap(per_entry)(state.params, fixed[0])  # {name: [N, K, T]}
         if fixed is not None and random_k is not None and algo.is_matrix_game:
             games, tables = fixed
             at = lambda x: x[:, random_k]  # noqa: E731
             gap = jax.vmap(lambda g, t: _gap(algo, g, t))(
                 jax.tree.map(at, games), at(tables)
             )
-        return pairs, fixed, gap
+        return pairs, fixed, gap, series
 
     keys = jax.random.split(jax.random.key(seed), cfg.num_seeds)
-    pairs, fixed, gap = jax.device_get(jax.jit(jax.vmap(one_seed))(state, keys))
+    run = jax.jit(jax.vmap(one_seed))
+    pairs, fixed, gap, series = jax.device_get(run(state, keys))
     S, N = cfg.num_seeds, cfg.num_learners
     matrix = algo.is_matrix_game
 
@@ -148,8 +158,9 @@ def evaluate(algo: Coplayer, state: CoplayerState, seed: int = 12345) -> dict[st
         p, counts = np.asarray(result.p, np.float64), np.asarray(result.counts)
         return [float(x) if c > 0 else None for x, c in zip(p, counts, strict=True)]
 
-    def add(row: str, col: str, rewards, actions, probe_col: bool = False):
-        """rewards, actions: [S, E, T, 2] with ``row`` as player 0."""
+    def add(row: str, col: str, rewards, actions, probe_col: bool = False, extra=None):
+        """rewards, actions: [S, E, T, 2] with ``row`` as player 0; ``extra``: the
+        learner's per-round series ``{name: [S, T]}``."""
         pair = {
             "row": row,
             "col": col,
@@ -171,6 +182,8 @@ def evaluate(algo: Coplayer, state: CoplayerState, seed: int = 12345) -> dict[st
                 record["memory_one"][f"{col} (vs {row})"] = [
                     probe(actions[s][..., ::-1]) for s in range(S)
                 ]
+        for name, values in (extra or {}).items():
+            panel[f"learner {name}"] = np.asarray(values, np.float64).tolist()
         record["pairs"].append(pair)
         record["within_episode"]["panels"][f"{row} vs {col}"] = panel
 
@@ -190,6 +203,7 @@ def evaluate(algo: Coplayer, state: CoplayerState, seed: int = 12345) -> dict[st
                     games.rewards[:, i, k],
                     games.actions[:, i, k],
                     probe_col=entry.kind == "frozen",
+                    extra={n: v[:, i, k] for n, v in (series or {}).items()},
                 )
     if gap is not None:
         per_round, value, returns = gap  # [S, N, T], [S, N], [S, N]

@@ -547,6 +547,24 @@ class PPI(Coplayer):
             metrics["prior_cooperation_vs_fixed"] = jnp.mean(cooperate[:, E_l:], 1)
         return metrics
 
+    def eval_series(self, params: Any, games: Games) -> dict[str, jax.Array]:
+        """Per-round series of one learner's evaluation games (player 0), for
+        :func:`dilemmas.training.coplayer_eval.evaluate`: ``prediction`` ``[T]``,
+        the world model's probability, before it is observed, of the co-player's
+        actual move of round ``t`` (mean over the episodes)."""
+        codes = 2 * games.actions[..., 0] + games.actions[..., 1]  # [E, T]
+        # one dummy round more, so that the stream holds o_T (the last round's move)
+        padded = jnp.concatenate([codes, jnp.zeros_like(codes[:, :1])], axis=1)
+        obs, rewards, actions = decode(padded, self.payoffs)
+        z = games.z[:, 0] if self.ppi.opponent_id else None
+        logits = self.model.teacher_forced(params, obs, rewards, actions, z).obs_logits
+        p = jax.nn.softmax(logits[:, 1:])  # of o_1 .. o_T, [E, T, 5]
+        own, other = codes // 2, codes % 2
+        pick = lambda i: jnp.take_along_axis(p, i[..., None], -1)[..., 0]  # noqa: E731
+        seen = pick(1 + 2 * own + other)
+        either = pick(1 + 2 * own) + pick(2 + 2 * own)
+        return {"prediction": jnp.mean(seen / jnp.maximum(either, 1e-30), axis=0)}
+
     def update(self, state: PPIState) -> tuple[PPIState, dict[str, jax.Array]]:  # type: ignore[override]
         """One phase of one seed: fit fresh models on the buffers, collect with the
         improved policies, append; metrics ``[N]`` per learner."""

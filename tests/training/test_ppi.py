@@ -133,6 +133,10 @@ def test_a_tiny_run_goes_through_the_runner_and_resumes_bit_identically(tmp_path
     assert math.isfinite(summary["headline"]["reward_vs_fixed"])
     evaluation = json.loads((tmp_path / "a" / "evaluation.json").read_text())
     assert {"learner_0", "learner_1"} <= {p["row"] for p in evaluation["pairs"]}
+    prediction = np.asarray(
+        evaluation["within_episode"]["panels"]["learner_0 vs tft"]["learner prediction"]
+    )
+    assert prediction.shape == (2, 10) and np.all((prediction > 0) & (prediction < 1))
 
 
 def test_the_fit_learns_the_filled_rows_and_ignores_the_rest():
@@ -254,3 +258,35 @@ def test_a_ppi_run_is_a_frozen_co_player_or_the_data_of_a_new_run(tmp_path):
             np.testing.assert_array_equal(
                 state.codes[seed, learner, :48], trained.codes[0, 0]
             )
+
+
+def test_the_prediction_series_is_the_models_probability_of_the_co_players_move():
+    # Stepped token by token through the rollout interface (not the teacher-forced
+    # pass under test): before o_{t+1} is fed, the predicted probability of the
+    # co-player's actual move of round t, given the agent's own move.
+    cfg = TINY.replace(num_seeds=1, num_learners=1, learner_share=0.0, episodes=8)
+    algo = PPI(cfg)
+    params = jax.vmap(algo.model.init)(jax.random.split(jax.random.key(8), 1))
+    params = jax.tree.map(lambda x: 3.0 * x, params)
+    games, _ = jax.jit(algo.pool_games)(params, (), jax.random.key(9))
+    one = jax.tree.map(lambda x: x[0], params)
+    mine = jax.tree.map(lambda x: x[0], games)
+    got = np.asarray(algo.eval_series(one, mine)["prediction"])
+    model, actions = algo.model, np.asarray(mine.actions)
+    E, T = actions.shape[:2]
+    h = model.initial_state((E,))
+    obs, reward = np.zeros(E, np.int32), np.zeros(E, np.float32)
+    want = []
+    for t in range(T):
+        h = model.feed_obs(one, h, jnp.asarray(obs))
+        h = model.feed_reward(one, h, jnp.asarray(reward))
+        h = model.feed_action(one, h, jnp.asarray(actions[:, t, 0]))
+        p = np.asarray(jax.nn.softmax(model.predict(one, h).obs_logits))
+        own, other = actions[:, t, 0], actions[:, t, 1]
+        rows = np.arange(E)
+        seen = p[rows, 1 + 2 * own + other]
+        want.append(np.mean(seen / (p[rows, 1 + 2 * own] + p[rows, 2 + 2 * own])))
+        obs = 1 + 2 * own + other
+        reward = np.asarray(COALA)[own, other, 0]
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert np.std(want) > 0.01
