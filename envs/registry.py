@@ -12,6 +12,7 @@ above it.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,12 +54,27 @@ def register(
 
 
 def spec(env_id: str) -> EnvSpec:
+    """The spec of ``env_id``.
+
+    Raises:
+      ValueError: unknown id; the message names close registered ids
+        (:func:`did_you_mean`) and lists them all.
+    """
     try:
         return _REGISTRY[env_id]
     except KeyError:
         raise ValueError(
-            f"unknown env id {env_id!r}; registered ids: {registered()}"
+            f"unknown env id {env_id!r}{did_you_mean(env_id)}; registered ids: "
+            f"{registered()}"
         ) from None
+
+
+def did_you_mean(env_id: str) -> str:
+    """``" (did you mean ipd-v0?)"``: the registered ids close to ``env_id``
+    (``difflib``, case ignored, so ``ipd`` and ``IPD-v0`` find ``ipd-v0``), or
+    ``""`` when none is."""
+    close = difflib.get_close_matches(str(env_id).lower(), registered(), n=3)
+    return f" (did you mean {', '.join(close)}?)" if close else ""
 
 
 def make(env_id: str, **static_kwargs: Any) -> tuple[MultiAgentEnv, Any]:

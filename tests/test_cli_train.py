@@ -143,6 +143,12 @@ def test_bad_overrides_fail_before_compilation(
     assert not (tmp_path / "run").exists()
 
 
+def test_unknown_env_id_suggests_the_registered_one(tmp_path, no_compilation, capsys):
+    argv = ["train", "ipd-shaping-cpu", "--set", "env_id=ipd"]
+    assert main([*argv, "--run-dir", str(tmp_path / "run")]) == 2
+    assert "unknown env_id 'ipd' (did you mean ipd-v0?)" in capsys.readouterr().err
+
+
 def test_bad_run_settings_fail_before_compilation(tmp_path, no_compilation, capsys):
     argv = ["train", "analytic-shaping", "--set", "iterations=8"]
     argv += ["--log-every", "3", "--checkpoint-every", "4"]

@@ -83,10 +83,14 @@ def is_number(x: Any) -> bool:
 def check_env_id(config: Any, field: str = "env_id") -> None:
     """Raise ``ValueError`` unless ``config.<field>`` is a registered game id."""
     from dilemmas.envs import registered
+    from dilemmas.envs.registry import did_you_mean
 
     value = getattr(config, field)
     if value not in registered():
-        raise ValueError(f"unknown {field} {value!r}; registered: {registered()}")
+        raise ValueError(
+            f"unknown {field} {value!r}{did_you_mean(value)}; registered: "
+            f"{registered()}"
+        )
 
 
 def check_choices(config: Any, allowed: Mapping[str, Iterable[Any]]) -> None:
