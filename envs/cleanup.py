@@ -293,6 +293,7 @@ class Cleanup(rules.CommonsGame):
     num_actions = 9
     co_players = "dilemmas.agents.scripted.cleanup"
     default_co_player = "harvester"
+    action_names = ACTION_NAMES
     GAME_NAME = "Cleanup"
     DEFAULTS = _DEFAULTS
 

@@ -163,6 +163,7 @@ class CoinGame(MultiAgentEnv[CoinGameState, CoinGameParams]):
     render_modes = ("ansi", "rgb_array")
     co_players = "dilemmas.agents.scripted.coin_game"
     default_co_player = "greedy"
+    action_names = ACTION_NAMES
 
     def __init__(
         self,

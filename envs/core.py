@@ -67,6 +67,9 @@ class MultiAgentEnv(Generic[State, Params]):
     co_players: ClassVar[str | None] = None
     #: The co-player the Gymnasium face uses when none is given.
     default_co_player: ClassVar[str | None] = None
+    #: Names of the actions in index order, for printing (``dilemmas play -v``); an
+    #: action without a name is printed as its number.
+    action_names: ClassVar[tuple[str, ...]] = ()
 
     def static_config(self) -> tuple:
         """What fixes the env's compiled code: shapes and flags, not numbers.

@@ -282,6 +282,7 @@ class Harvest(rules.CommonsGame):
     num_actions = 8
     co_players = "dilemmas.agents.scripted.harvest"
     default_co_player = "greedy"
+    action_names = ACTION_NAMES
     GAME_NAME = "Harvest"
     DEFAULTS = _DEFAULTS
 

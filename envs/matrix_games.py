@@ -93,6 +93,7 @@ class MatrixGame(MultiAgentEnv[MatrixGameState, MatrixGameParams]):
     num_actions = 2
     co_players = "dilemmas.agents.strategies"
     default_co_player = "tft"
+    action_names = ACTION_NAMES
 
     def __init__(
         self,

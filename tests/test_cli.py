@@ -1,5 +1,7 @@
 """The dilemmas command line."""
 
+import re
+
 import pytest
 
 from dilemmas.training.cli import main
@@ -19,6 +21,24 @@ def test_strategies_lists_names(capsys):
     out = capsys.readouterr().out
     for name in ("tft", "wsls", "zd_extort", "grim"):
         assert name in out
+
+
+def test_strategies_lists_the_scripted_policies_of_every_grid_game(capsys):
+    from dilemmas.agents.scripted import cleanup, cleanup_lite, coin_game, harvest
+
+    assert main(["strategies"]) == 0
+    out = capsys.readouterr().out
+    sections = {
+        "Scripted policies of coin_game-v0, coin_game_two_coins-v0:": coin_game,
+        "Scripted policies of cleanup_lite-v0:": cleanup_lite,
+        "Scripted policies of cleanup-v0:": cleanup,
+        "Scripted policies of harvest-v0:": harvest,
+    }
+    for heading, module in sections.items():
+        assert heading in out
+        listed = out.split(heading)[1].split("\n\n")[0].splitlines()[1:]
+        assert [line.split()[0] for line in listed] == list(module.POLICIES)
+    assert "  own_coin  Takes only coins of its own colour" in out
 
 
 def test_play_tft_against_alld(capsys):
@@ -74,9 +94,53 @@ def test_play_with_axelrod_payoffs_and_verbose(capsys):
     assert "round 4/4: player_0 D (+1), player_1 D (+1)" in out
 
 
+def test_play_verbose_prints_every_step_of_a_grid_game(capsys):
+    from dilemmas.envs.coin_game import ACTION_NAMES
+
+    argv = ["play", "coin_game-v0", "--co-player", "random", "--steps", "5", "-v"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    steps = [line for line in out.splitlines() if line.startswith("step ")]
+    assert [line.split(":")[0] for line in steps] == [
+        f"step {t}/5" for t in range(1, 6)
+    ]
+    rewards = [0.0, 0.0]
+    for line in steps:
+        found = re.findall(r"player_(\d) (\w+) \(([+-][\d.]+)", line)
+        assert [int(i) for i, _, _ in found] == [0, 1]
+        for i, action, reward in found:
+            assert action in ACTION_NAMES[:4]
+            rewards[int(i)] += float(reward)
+    # The per-step rewards add up to the totals of the summary.
+    for i in range(2):
+        total = re.escape(f"{rewards[i]:+.2f}")
+        assert re.search(rf"player_{i} .*: total\s+{total} ", out)
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
+        (
+            ["play", "coin_game-v0", "--payoffs", "lola"],
+            "--payoffs does not apply to coin_game-v0, a grid game",
+        ),
+        (
+            ["play", "harvest-v0", "--player", "tft"],
+            "--player 'tft' does not apply to harvest-v0, a grid game: it is a "
+            "player of battle_of_the_sexes-v0, chicken-v0, ipd-v0",
+        ),
+        (
+            ["play", "ipd-v0", "--co-player", "own_coin"],
+            "--co-player 'own_coin' does not apply to ipd-v0, a matrix game: it is a "
+            "player of coin_game-v0, coin_game_two_coins-v0; ipd-v0's players: allc",
+        ),
+        (
+            ["play", "cleanup_lite-v0", "--co-player", "zaper"],
+            "--co-player: unknown scripted policy 'zaper' for cleanup_lite-v0 (did "
+            "you mean zapper?)",
+        ),
+        (["play", "ipd"], "unknown env id 'ipd' (did you mean ipd-v0?)"),
+        (["play", "Stag_Hunt-v0"], "(did you mean stag_hunt-v0?)"),
         (["play", "ipd-v0", "--player", "nobody"], "unknown strategy 'nobody'"),
         (["play", "ipd-v7"], "unknown env id 'ipd-v7'"),
         (["play", "ipd-v0", "--steps", "0"], "max_steps must be positive"),

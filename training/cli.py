@@ -1,7 +1,7 @@
 """The ``dilemmas`` command line.
 
 dilemmas envs                              list the registered environments
-dilemmas strategies                        list the fixed strategies
+dilemmas strategies                        list the strategies and scripted policies
 dilemmas play ipd-v0 --co-player tft       play an episode of fixed strategies
 dilemmas presets                           list the training presets
 dilemmas train PRESET [--set key=value]    train into a run directory
@@ -13,15 +13,20 @@ dilemmas tournament tft RUN_DIR            Axelrod tournament of strategies and 
 from __future__ import annotations
 
 import argparse
+import difflib
+import re
 import signal
 import sys
 import time
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 #: What `dilemmas train` runs without a PRESET: a few minutes on a 2-core CPU.
 DEFAULT_PRESET = "quickstart"
+#: The catalogue (``co_players``) of the matrix games' fixed strategies.
+_STRATEGIES = "dilemmas.agents.strategies"
 
 
 def _version() -> str:
@@ -51,12 +56,47 @@ def _cmd_envs(args: argparse.Namespace) -> int:
 
 def _cmd_strategies(args: argparse.Namespace) -> int:
     del args
-    from dilemmas.agents.strategies import DESCRIPTIONS, NAMES
+    from dilemmas.envs import registered, spec
 
-    width = max(len(name) for name in NAMES)
-    for name in NAMES:
-        print(f"{name:<{width}}  {DESCRIPTIONS[name]}")
+    games: dict[str, list[str]] = {}
+    for env_id in registered():
+        catalogue = getattr(spec(env_id).factory, "co_players", None)
+        if catalogue is not None:
+            games.setdefault(catalogue, []).append(env_id)
+    for index, (catalogue, env_ids) in enumerate(games.items()):
+        players = _catalogue(catalogue)
+        kind = "Fixed strategies" if catalogue == _STRATEGIES else "Scripted policies"
+        print(("\n" if index else "") + f"{kind} of {', '.join(env_ids)}:")
+        width = max(len(name) for name in players)
+        for name, description in players.items():
+            print(f"  {name:<{width}}  {description}")
+    print(
+        "\nPlay them with `dilemmas play GAME --player NAME --co-player NAME`; the "
+        "fixed strategies also play in `dilemmas tournament`."
+    )
     return 0
+
+
+def _catalogue(catalogue: str) -> dict[str, str]:
+    """The players of a catalogue (a game's ``co_players``, the module that
+    ``dilemmas.agents`` registers under that name), with one-line descriptions: the
+    fixed strategies of the matrix games, or a grid game's scripted policies (the
+    first line of each policy's docstring)."""
+    import importlib
+
+    module = importlib.import_module(catalogue)
+    if catalogue == _STRATEGIES:
+        return {name: module.DESCRIPTIONS[name] for name in module.NAMES}
+    return {
+        name: _plain(policy.__doc__ or "") for name, policy in module.POLICIES.items()
+    }
+
+
+def _plain(docstring: str) -> str:
+    """The first line of ``docstring``, Sphinx roles (``:class:`X```) as plain
+    names."""
+    first = docstring.strip().splitlines()[0] if docstring.strip() else ""
+    return re.sub(r":\w+:`~?([^`]+)`", r"\1", first)
 
 
 def _cmd_play(args: argparse.Namespace) -> int:
@@ -64,9 +104,58 @@ def _cmd_play(args: argparse.Namespace) -> int:
     from dilemmas.envs.matrix_games import MatrixGame
 
     core, _ = make(args.env_id)
+    _check_play_options(args, core)
     if isinstance(core, MatrixGame):
         return _play_matrix_game(args)
     return _play_core(args)
+
+
+def _check_play_options(args: argparse.Namespace, core: Any) -> None:
+    """Refuse the options of ``dilemmas play`` that do not apply to the kind of game
+    (matrix or grid) of ``args.env_id``, naming the option and the game.
+
+    ``--payoffs`` sets the payoff table of a matrix game; ``--player`` and
+    ``--co-player`` name players of the game's catalogue (fixed strategies for the
+    matrix games, scripted policies for each grid game). ``--steps``, ``--seed`` and
+    ``-v`` apply to every game.
+    """
+    from dilemmas.envs import registered, spec
+
+    env_id = args.env_id
+    catalogues = {
+        other: getattr(spec(other).factory, "co_players", None)
+        for other in registered()
+    }
+    matrix_games = [other for other, c in catalogues.items() if c == _STRATEGIES]
+    matrix = core.co_players == _STRATEGIES
+    if args.payoffs is not None and not matrix:
+        raise ValueError(
+            f"--payoffs does not apply to {env_id}, a grid game with its own "
+            "rewards; it sets the payoff table of the matrix games "
+            f"({', '.join(matrix_games)})"
+        )
+    players = _catalogue(core.co_players)
+    what = "strategy" if matrix else "scripted policy"
+    for option, name in (("--player", args.player), ("--co-player", args.co_player)):
+        if name is None or name in players:
+            continue
+        known = f"{env_id}'s players: {', '.join(players)} (see `dilemmas strategies`)"
+        elsewhere = [
+            other
+            for other, catalogue in catalogues.items()
+            if catalogue is not None and name in _catalogue(catalogue)
+        ]
+        if elsewhere:
+            raise ValueError(
+                f"{option} {name!r} does not apply to {env_id}, a "
+                f"{'matrix' if matrix else 'grid'} game: it is a player of "
+                f"{', '.join(elsewhere)}; {known}"
+            )
+        close = difflib.get_close_matches(name, players, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ValueError(
+            f"{option}: unknown {what} {name!r} for {env_id}{hint}; {known}"
+        )
 
 
 def _play_core(args: argparse.Namespace) -> int:
@@ -92,22 +181,45 @@ def _play_core(args: argparse.Namespace) -> int:
         f"{args.env_id}: {first} (player_0) vs {others} (the other "
         f"{env.num_agents - 1}), {steps} steps, seed {args.seed}"
     )
-    counts = {
-        name: np.asarray(values).sum(axis=0)
+    events = {
+        name: np.asarray(values)
         for name, values in episode.info.items()
         if np.asarray(values).ndim == 2
         and np.asarray(values).shape[1] == env.num_agents
         and np.issubdtype(np.asarray(values).dtype, np.integer)
     }
+    if args.verbose:
+        for line in _step_lines(env, episode, events):
+            print(line)
+    counts = {name: values.sum(axis=0) for name, values in events.items()}
     totals = episode.rewards.sum(axis=0)
     for i in range(env.num_agents):
-        events = ", ".join(f"{name} {int(c[i])}" for name, c in counts.items())
+        had = ", ".join(f"{name} {int(c[i])}" for name, c in counts.items())
         print(
             f"  player_{i} {names[i]:>16}: total {totals[i]:+8.2f}   "
-            f"per step {totals[i] / steps:+.3f}" + (f"   ({events})" if events else "")
+            f"per step {totals[i] / steps:+.3f}" + (f"   ({had})" if had else "")
         )
     print(f"  group total {totals.sum():+.2f}")
     return 0
+
+
+def _step_lines(env: Any, episode: Any, events: dict[str, Any]) -> list[str]:
+    """One line per step of ``episode`` (``dilemmas play -v``): every player's
+    action, reward and the events it had in that step (``events``: per-step counts,
+    ``[T, A]``, from the env's info)."""
+    names = env.action_names
+    steps = len(episode.actions)
+    lines = []
+    for t in range(steps):
+        parts = []
+        for i in range(env.num_agents):
+            action = int(episode.actions[t, i])
+            had = [f"{name} {int(c[t, i])}" for name, c in events.items() if c[t, i]]
+            detail = ", ".join([f"{float(episode.rewards[t, i]):+g}", *had])
+            label = names[action] if action < len(names) else str(action)
+            parts.append(f"player_{i} {label} ({detail})")
+        lines.append(f"step {t + 1}/{steps}: " + ", ".join(parts))
+    return lines
 
 
 def _play_matrix_game(args: argparse.Namespace) -> int:
@@ -312,7 +424,10 @@ def build_parser() -> argparse.ArgumentParser:
     envs = commands.add_parser("envs", help="list the registered environments")
     envs.set_defaults(run=_cmd_envs)
 
-    strategies = commands.add_parser("strategies", help="list the fixed strategies")
+    strategies = commands.add_parser(
+        "strategies",
+        help="list the matrix games' strategies and the grid games' scripted policies",
+    )
     strategies.set_defaults(run=_cmd_strategies)
 
     play = commands.add_parser(
@@ -337,10 +452,17 @@ def build_parser() -> argparse.ArgumentParser:
         "episode length otherwise)",
     )
     play.add_argument(
-        "--payoffs", default=None, help="payoff preset, e.g. coala, lola, axelrod"
+        "--payoffs",
+        default=None,
+        help="payoff preset of a matrix game, e.g. coala, lola, axelrod",
     )
     play.add_argument("--seed", type=int, default=0)
-    play.add_argument("-v", "--verbose", action="store_true", help="print every round")
+    play.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="print every round: actions and rewards (and events in grid games)",
+    )
     play.set_defaults(run=_cmd_play)
 
     tournament = commands.add_parser(
