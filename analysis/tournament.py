@@ -121,7 +121,7 @@ try:
 except ModuleNotFoundError as err:  # pragma: no cover - depends on the install
     raise ImportError(
         "dilemmas.analysis.tournament needs the Axelrod library: "
-        "pip install 'axelrod>=4.14' (or dilemmas[test])"
+        'pip install "dilemmas[axelrod]" (or axelrod>=4.14)'
     ) from err
 
 C, D = axl.Action.C, axl.Action.D
@@ -740,6 +740,7 @@ def run_tournament(
     noise: float = 0.0,
     round_robin: bool = False,
     known_length: bool = True,
+    progress: bool = False,
 ) -> TournamentResult:
     """Play our players against Axelrod's strategies.
 
@@ -765,6 +766,9 @@ def run_tournament(
         opponents).
       known_length: tell players the match length (Axelrod's default); ``False``
         tells them -1, unknown.
+      progress: show Axelrod's progress bars on stderr (tqdm): one over the
+        matches (a step per pair of players, all repetitions), then one over the
+        analysis of the results.
 
     Raises:
       ValueError: bad names (listing alternatives), duplicate player names, an
@@ -811,7 +815,8 @@ def run_tournament(
         # Dask and Axelrod warn about their own internals (e.g. pandas options).
         warnings.simplefilter("ignore", FutureWarning)
         results = tournament.play(
-            processes=processes if processes > 1 else None, progress_bar=False
+            processes=processes if processes > 1 else None,
+            progress_bar=bool(progress),
         )
 
     per_opponent = []

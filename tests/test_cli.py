@@ -1,6 +1,8 @@
 """The dilemmas command line."""
 
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -177,3 +179,47 @@ def test_tournament_against_named_axelrod_strategies(capsys):
 def test_tournament_bad_opponent(capsys):
     assert main(["tournament", "tft", "--opponents", "Nobody", "--turns", "5"]) == 2
     assert "Nobody" in capsys.readouterr().err
+
+
+TINY_TOURNAMENT = [
+    "tournament",
+    "tft",
+    "--opponents",
+    "Cooperator",
+    "Defector",
+    "--turns",
+    "10",
+    "--repetitions",
+    "1",
+]
+
+
+def test_tournament_out_writes_the_printed_report_and_progress_shows(tmp_path, capsys):
+    assert main(TINY_TOURNAMENT) == 0
+    printed = capsys.readouterr()
+    assert "Playing matches" in printed.err and "2/2" in printed.err
+    out = tmp_path / "new" / "tournament.md"
+    assert main([*TINY_TOURNAMENT, "--out", str(out), "--no-progress"]) == 0
+    quiet = capsys.readouterr()
+    assert quiet.out == f"{out}\n" and "Playing matches" not in quiet.err
+    assert out.read_text() == printed.out
+
+
+def test_tournament_out_must_be_a_file_name(tmp_path, capsys):
+    assert main(["tournament", "tft", "--out", str(tmp_path)]) == 2
+    assert f"--out {tmp_path} is a directory" in capsys.readouterr().err
+
+
+def test_tournament_without_axelrod_names_the_extra_before_importing_jax():
+    code = (
+        "import sys\n"
+        "sys.modules['axelrod'] = None  # as if not installed\n"
+        "from dilemmas.training.cli import main\n"
+        "status = main(['tournament', 'tft'])\n"
+        "print(status, 'jax' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
+    assert done.stdout.split() == ["2", "False"], done.stderr
+    assert 'install the axelrod extra, pip install "dilemmas[axelrod]"' in done.stderr

@@ -278,12 +278,22 @@ def _play_matrix_game(args: argparse.Namespace) -> int:
 
 
 def _cmd_tournament(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    # Checked before anything imports JAX or Axelrod (several seconds each).
+    if importlib.util.find_spec("axelrod") is None:
+        raise ValueError(
+            "tournaments need the Axelrod library, which is not installed: install "
+            'the axelrod extra, pip install "dilemmas[axelrod]" (it pulls in '
+            "PyTorch: install a CPU build first, see the README)"
+        )
+    out = None if args.out is None else _check_out_file(Path(args.out))
     try:
         from dilemmas.analysis.tournament import format_report, run_tournament
     except ImportError as err:
         raise ValueError(
             f"tournaments need the Axelrod library ({err}); install it with "
-            "pip install 'dilemmas[axelrod]' (CPU torch first, see the README)"
+            'pip install "dilemmas[axelrod]" (CPU torch first, see the README)'
         ) from err
     opponents = args.opponents
     if opponents == ["all"]:
@@ -306,9 +316,29 @@ def _cmd_tournament(args: argparse.Namespace) -> int:
         processes=args.processes,
         prob_end=args.prob_end,
         round_robin=args.round_robin,
+        progress=not args.no_progress,
     )
-    print(format_report(result), end="")
+    report = format_report(result)
+    if out is None:
+        print(report, end="")
+        return 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report, encoding="utf-8")
+    print(out)
     return 0
+
+
+def _check_out_file(path: Path) -> Path:
+    """``path`` if a file can be written there (its folders are created when
+    missing); ``ValueError`` naming the problem otherwise, before any work."""
+    if path.is_dir():
+        raise ValueError(f"--out {path} is a directory; give a file name")
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ValueError(f"--out {path}: {folder} is a file, not a folder")
+    return path
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
@@ -498,6 +528,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a full round robin among everyone (slow); by default our players "
         "meet each opponent and are ranked among themselves",
+    )
+    tournament.add_argument(
+        "--out",
+        default=None,
+        metavar="FILE",
+        help="write the report (Markdown, as printed) to FILE instead of stdout",
+    )
+    tournament.add_argument(
+        "--no-progress", action="store_true", help="no progress bar over the matches"
     )
     tournament.set_defaults(run=_cmd_tournament)
 
