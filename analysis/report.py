@@ -36,8 +36,11 @@ for grid games, and the co-player inference sections
 Several runs: a path without ``config.json`` is a folder searched recursively for
 run directories. Runs are grouped by preset and resolved config without ``seed``;
 a group pools its runs' seeds (each run's metrics already have a seeds axis; the
-runs are concatenated along it, aligned on iteration numbers). Each group gets its
-own figures.
+runs are concatenated along it, aligned on iteration numbers). A run that is the
+same seed of the same config as another (a copied run directory, a command run
+twice: identical ``config.json`` and last iteration, or identical final metrics;
+:func:`~dilemmas.analysis.report_runs.find_repeats`) is pooled once; the Runs table
+lists it and Notes say so. Each group gets its own figures.
 
 The work is split by responsibility: :mod:`~dilemmas.analysis.report_runs` reads,
 finds and groups run directories, :mod:`~dilemmas.analysis.report_evaluation`
@@ -55,7 +58,7 @@ analyse raise :class:`RunDirectoryError` naming what is missing. A run without
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dilemmas.analysis.report_document import html_page, markdown
@@ -64,8 +67,10 @@ from dilemmas.analysis.report_runs import (
     INCOMPLETE,
     SUPPORTED_FORMAT_VERSIONS,
     Group,
+    Repeat,
     Run,
     RunDirectoryError,
+    find_repeats,
     find_runs,
     group_key,
     group_runs,
@@ -82,7 +87,10 @@ from dilemmas.analysis.report_sections import (
 
 
 def write_report(
-    paths: str | Path | Sequence[str | Path], out_dir: str | Path | None = None
+    paths: str | Path | Sequence[str | Path],
+    out_dir: str | Path | None = None,
+    *,
+    echo: Callable[[str], None] | None = None,
 ) -> Path:
     """Write ``report.md``, ``report.html`` and ``figures/*.png`` for runs.
 
@@ -92,6 +100,8 @@ def write_report(
         inside a folder that does not is listed under Notes instead.
       out_dir: output folder; default ``<RUN_DIR>/report`` for one path (a run or a
         folder), the common parent's ``report`` for several.
+      echo: called with each note that changes what the numbers count (a run
+        repeating another, counted once), besides the report's Notes.
 
     Returns:
       The path of ``report.md``.
@@ -133,6 +143,10 @@ def write_report(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     groups = group_runs(runs)
+    if echo is not None:
+        for group in groups:
+            for repeat in group.repeats:
+                echo(f"{group.label}: {repeat.note}")
     title = (
         f"Report: {runs[0].name}"
         if len(runs) == 1
@@ -158,8 +172,10 @@ __all__ = [
     "STATES",
     "SUPPORTED_FORMAT_VERSIONS",
     "Group",
+    "Repeat",
     "Run",
     "RunDirectoryError",
+    "find_repeats",
     "find_runs",
     "group_key",
     "group_runs",

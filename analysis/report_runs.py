@@ -5,7 +5,8 @@ names): :func:`load_run` reads one run directory (the format of
 ``docs/run_directory.md``, the whole contract with the training side: nothing here
 imports ``dilemmas.training``) into a :class:`Run`; :func:`find_runs` finds run
 directories under a folder; :func:`group_runs` groups runs by preset and config
-(seed aside) and pools each group's seeds into a :class:`Group`.
+(seed aside) and pools each group's seeds into a :class:`Group`, counting a run
+that repeats another (:func:`find_repeats`) once.
 
 Bad input: a missing ``config.json``, an unknown ``format_version``, or nothing to
 analyse raise :class:`RunDirectoryError` naming what is missing. A run without
@@ -20,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -35,6 +36,10 @@ _CONTENTS = (
     "see docs/run_directory.md."
 )
 _RESERVED = ("iteration", "wall_time")
+#: Entries of ``config.json`` that record when and how a run was started or
+#: extended, not what it computes: runs whose ``config.json`` differ only in these
+#: are the same run (:func:`find_repeats`).
+_BOOKKEEPING = ("created", "integrity", "overrides", "resumed_with_overrides")
 
 
 class RunDirectoryError(ValueError):
@@ -449,6 +454,8 @@ class Group:
         concatenated (NaN where a run has no record of an iteration).
       seed_labels: ``"<run> seed <i>"`` per pooled seed.
       notes: warnings about the pooling.
+      repeats: runs of the group that repeat one of :attr:`runs`
+        (:func:`find_repeats`): listed, but their seeds are not pooled.
     """
 
     label: str
@@ -457,6 +464,7 @@ class Group:
     metrics: dict[str, np.ndarray]
     seed_labels: list[str]
     notes: list[str] = field(default_factory=list)
+    repeats: list[Repeat] = field(default_factory=list)
 
     @property
     def num_seeds(self) -> int:
@@ -519,8 +527,86 @@ def pool(runs: Sequence[Run], label: str) -> Group:
     return Group(label, list(runs), iterations, metrics, seed_labels, notes)
 
 
+class Repeat(NamedTuple):
+    """A run that repeats an earlier one (:func:`find_repeats`)."""
+
+    run: Run
+    original: Run
+    reason: str
+
+    @property
+    def note(self) -> str:
+        """What the report and ``dilemmas analyze`` say about it."""
+        return (
+            f"{self.run.name} repeats {self.original.name} ({self.reason}): the same "
+            "seed of the same config, not an independent one; counted once"
+        )
+
+
+def _final_metrics(run: Run) -> dict[str, np.ndarray] | None:
+    """Every metric at the last iteration, ``None`` if there is no finite value."""
+    if not len(run.iterations):
+        return None
+    final = {name: values[-1] for name, values in run.metrics.items()}
+    if not any(np.isfinite(values).any() for values in final.values()):
+        return None
+    return final
+
+
+def _same_metrics(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    return a.keys() == b.keys() and all(
+        a[name].shape == b[name].shape
+        and np.array_equal(a[name], b[name], equal_nan=True)
+        for name in a
+    )
+
+
+def find_repeats(runs: Sequence[Run]) -> list[Repeat]:
+    """The runs that repeat an earlier run of ``runs`` (in order): the same seed of
+    the same config, e.g. a run directory copied, or a command run twice.
+
+    A run repeats an earlier one when both stopped at the same iteration and either
+    their ``config.json`` are identical (the seed included) up to the entries that
+    only record when and how a run was started (``created``, ``integrity``,
+    ``overrides``, ``resumed_with_overrides``), or every metric holds identical
+    values for every seed at that last iteration. Pooling such runs would count one
+    outcome several times as independent seeds.
+    """
+    repeats: list[Repeat] = []
+    originals: list[tuple[Run, str, dict[str, np.ndarray] | None]] = []
+    for run in runs:
+        identity = json.dumps(
+            {k: v for k, v in run.config.items() if k not in _BOOKKEEPING},
+            sort_keys=True,
+            default=str,
+        )
+        final = _final_metrics(run)
+        for original, original_identity, original_final in originals:
+            if run.last_iteration != original.last_iteration:
+                continue
+            where = f"both at iteration {run.last_iteration}"
+            if identity == original_identity:
+                reason = f"identical config.json, seed included, {where}"
+            elif (
+                final is not None
+                and original_final is not None
+                and _same_metrics(final, original_final)
+            ):
+                reason = f"identical final metrics of every seed, {where}"
+            else:
+                continue
+            repeats.append(Repeat(run, original, reason))
+            break
+        else:
+            originals.append((run, identity, final))
+    return repeats
+
+
 def group_runs(runs: Sequence[Run]) -> list[Group]:
     """Group runs by :func:`group_key` (first appearance order) and pool each group.
+
+    A run that repeats an earlier run of its group (:func:`find_repeats`) is not
+    pooled: it goes to :attr:`Group.repeats`, with a note.
 
     Labels: the preset, plus ``[key=value, ...]`` for the config values that differ
     between groups of the same preset (a sweep).
@@ -542,7 +628,15 @@ def group_runs(runs: Sequence[Run]) -> list[Group]:
         )
         settings = ", ".join(f"{name}={flat[key].get(name)}" for name in differing)
         labels[key] = f"{key[0]} [{settings}]"
-    return [pool(members, labels[key]) for key, members in keyed.items()]
+    groups = []
+    for key, members in keyed.items():
+        repeats = find_repeats(members)
+        repeated = {id(repeat.run) for repeat in repeats}
+        group = pool([run for run in members if id(run) not in repeated], labels[key])
+        group.repeats = repeats
+        group.notes += [repeat.note for repeat in repeats]
+        groups.append(group)
+    return groups
 
 
 def package_version() -> str:
@@ -582,7 +676,9 @@ __all__ = [
     "SUPPORTED_FORMAT_VERSIONS",
     "Group",
     "Run",
+    "Repeat",
     "RunDirectoryError",
+    "find_repeats",
     "find_runs",
     "group_key",
     "group_runs",

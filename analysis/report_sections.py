@@ -139,12 +139,16 @@ class ReportWriter:
         self.doc.heading(2, "Runs")
         rows = []
         for group in self.groups:
-            for run in group.runs:
+            repeated = {id(r.run): r.original for r in group.repeats}
+            for run in [*group.runs, *(r.run for r in group.repeats)]:
                 link = Path(os.path.relpath(run.path, self.out_dir)).as_posix()
                 planned = run.planned_iterations
                 iterations = str(run.last_iteration)
                 if planned is not None and planned != run.last_iteration:
                     iterations += f" / {planned}"
+                seeds = str(run.num_seeds)
+                if id(run) in repeated:
+                    seeds += f" (repeat of {repeated[id(run)].name}: not pooled)"
                 rows.append(
                     [
                         f"[{run.name}]({link})",
@@ -152,7 +156,7 @@ class ReportWriter:
                         run.kind,
                         run.status,
                         iterations,
-                        str(run.num_seeds),
+                        seeds,
                         _duration(run.seconds),
                         _headline(run),
                     ]
@@ -170,10 +174,17 @@ class ReportWriter:
             ],
             rows,
         )
+        runs = sum(len(g.runs) + len(g.repeats) for g in self.groups)
+        repeats = sum(len(g.repeats) for g in self.groups)
         self.doc.text(
-            f"{sum(len(g.runs) for g in self.groups)} run(s) in {len(self.groups)} "
-            "group(s); runs with the same preset and config (seed aside) are one "
-            "group, their seeds pooled."
+            f"{runs} run(s) in {len(self.groups)} group(s); runs with the same preset "
+            "and config (seed aside) are one group, their seeds pooled"
+            + (
+                f"; {repeats} run(s) repeating another run (the same seed of the "
+                "same config, see Notes) are counted once."
+                if repeats
+                else "."
+            )
         )
 
     def learning_curves(self) -> None:
@@ -585,7 +596,7 @@ class ReportWriter:
         notes = list(self.notes)
         for group in self.groups:
             notes += [f"{group.label}: {note}" for note in group.notes]
-            for run in group.runs:
+            for run in [*group.runs, *(r.run for r in group.repeats)]:
                 notes += [f"{run.name}: {note}" for note in run.notes]
         if notes:
             self.doc.bullets(notes)

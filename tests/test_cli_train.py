@@ -267,15 +267,19 @@ def test_analyze_calls_the_report(monkeypatch, tmp_path, capsys):
 
     calls = []
 
-    def write_report(paths, out_dir=None):
+    def write_report(paths, out_dir=None, *, echo=None):
         calls.append((list(paths), out_dir))
         if "bad" in str(paths[0]):
             raise report.RunDirectoryError(f"{paths[0]} has no config.json")
+        echo("b repeats a (...): counted once")
         return Path(out_dir or "r") / "report.md"
 
     monkeypatch.setattr(report, "write_report", write_report)
     assert main(["analyze", "a", "b", "--out", str(tmp_path)]) == 0
-    assert capsys.readouterr().out.strip() == str(tmp_path / "report.md")
+    assert capsys.readouterr().out.splitlines() == [
+        "dilemmas analyze: b repeats a (...): counted once",
+        str(tmp_path / "report.md"),
+    ]
     assert calls[0] == (["a", "b"], str(tmp_path))
     assert main(["analyze", "bad"]) == 2
     assert "dilemmas analyze: error: bad has no config.json" in capsys.readouterr().err

@@ -439,7 +439,10 @@ def _train_outcome(train, run_dir: str | Path) -> int:
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from dilemmas.analysis.report import write_report
 
-    print(write_report(args.run_dirs, args.out))
+    report = write_report(
+        args.run_dirs, args.out, echo=lambda note: print(f"dilemmas analyze: {note}")
+    )
+    print(report)
     return 0
 
 

@@ -62,8 +62,10 @@ def make_run(
     evaluation: bool = True,
     torn: bool = False,
     format_version: int = 1,
+    shift: float = 0.0,
 ) -> Path:
-    """A run directory of ``lines`` metrics records and ``seeds`` seeds."""
+    """A run directory of ``lines`` metrics records and ``seeds`` seeds; ``shift`` is
+    added to ``total_loss`` (the other metrics do not depend on the seeds)."""
     path.mkdir(parents=True)
     preset = "cleanup-lite-shaping" if grid else "ipd-shaping-cpu"
     config = {
@@ -83,7 +85,7 @@ def make_run(
         record = {
             "iteration": it,
             "wall_time": 0.5 * it,
-            "total_loss": [total_loss(it, s) for s in range(seeds)],
+            "total_loss": [total_loss(it, s) + shift for s in range(seeds)],
             "reward_vs_naive": [[0.1 * it + s, 0.2 * it + s] for s in range(seeds)],
             "naive_reward": [[0.3] for _ in range(seeds)],
             # Undefined on odd iterations (no meta co-player drawn).
@@ -333,6 +335,54 @@ def test_folder_groups_seeds_and_separates_configs(tmp_path):
     # last 10% of 6 iterations is iteration 6: 0.9 and 1.9 -> mean 1.4.
     assert lr05 and lr05[0][2:] == ["2", "1.4", "0.9 to 1.9"]
     assert not table_rows(text.split("## Comparison")[1].split("##")[0], "total_loss")
+
+
+def test_repeated_runs_are_counted_once(tmp_path):
+    # Two pairs of runs that are the same seed of the same config: a and its copy
+    # (made later: another creation time and checksum), b run twice. c claims
+    # another seed, but every final metric equals a's. d is a's config and seed
+    # stopped earlier (killed): pooled, with a note.
+    folder = tmp_path / "runs"
+    make_run(folder / "a", seed=0, seeds=1)
+    copy = make_run(folder / "a-copy", seed=0, seeds=1)
+    config = json.loads((copy / "config.json").read_text())
+    config |= {"created": "2026-11-24T09:00:00+00:00", "integrity": {"sha256": "0"}}
+    (copy / "config.json").write_text(json.dumps(config))
+    make_run(folder / "b", seed=1, seeds=1, shift=0.25)
+    make_run(folder / "b-again", seed=1, seeds=1, shift=0.25)
+    make_run(folder / "c", seed=7, seeds=1)
+    make_run(folder / "d", seed=0, seeds=1, lines=4, shift=0.5)
+
+    names = ["a", "a-copy", "b", "b-again", "c", "d"]
+    (group,) = group_runs([load_run(folder / name) for name in names])
+    assert [run.name for run in group.runs] == ["a", "b", "d"]
+    assert [(r.run.name, r.original.name) for r in group.repeats] == [
+        ("a-copy", "a"),
+        ("b-again", "b"),
+        ("c", "a"),
+    ]
+    assert group.num_seeds == 3
+    np.testing.assert_allclose(group.metrics["total_loss"][-1], [4.0, 4.25, np.nan])
+
+    echoed = []
+    text = write_report(folder, echo=echoed.append).read_text()
+    assert "mean over 3 seeds" in text
+    assert "6 run(s) in 1 group(s)" in text and "2 run(s)" not in text
+    assert "3 run(s) repeating another run" in text
+    (copy_row,) = table_rows(text, "[a-copy](../a-copy)")
+    assert copy_row[5] == "1 (repeat of a: not pooled)"
+    notes = text.split("## Notes")[1]
+    for note in (
+        "a-copy repeats a (identical config.json, seed included, both at iteration 6)",
+        "b-again repeats b (identical config.json, seed included, both at iteration 6)",
+        "c repeats a (identical final metrics of every seed, both at iteration 6)",
+    ):
+        assert note in notes
+        assert sum(note in line for line in echoed) == 1
+    assert len(echoed) == 3 and "d repeats" not in text
+    # The final-values table averages a and b only: 4.0 and 4.25.
+    (loss,) = table_rows(text, "total_loss")
+    assert loss[3:5] == ["4.125", "4 to 4.25"]
 
 
 def test_killed_run_is_analysed_up_to_its_last_complete_line(tmp_path):
