@@ -157,9 +157,16 @@ def egocentric_view(
 
     The result is ``[C, forward + backward + 1, left + right + 1]``, rotated so that
     the agent faces up: row 0 is the farthest cell ahead and column 0 the farthest to
-    the agent's left; the agent sits at ``(forward, left)``. Cells outside the grid
-    take ``pad_value``, or wrap around when ``torus=True`` (an extension of the
-    shared API, used to recentre a torus on an agent). The window sizes are static.
+    the agent's left; the agent sits at ``(forward, left)``. The window sizes are
+    static.
+
+    ``torus`` says what lies beyond the border. ``False`` (bounded maps, such as
+    Cleanup's and Harvest's): cells outside the grid take ``pad_value``. ``True``
+    (toroidal maps, the Coin Game's): the grid wraps around, row ``r`` read as ``r
+    mod H`` and column ``c`` as ``c mod W``, so ``pad_value`` is unused and a window
+    larger than the grid shows some cells twice; facing UP with an ``H`` x ``W``
+    window, the result is the whole grid rolled so that ``pos`` lands on
+    ``(forward, left)`` (how the Coin Game recentres an agent's observation).
     """
     planes = jnp.asarray(planes)
     _, height, width = planes.shape
