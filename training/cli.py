@@ -104,13 +104,14 @@ def _cmd_play(args: argparse.Namespace) -> int:
     from dilemmas.envs.matrix_games import MatrixGame
 
     core, _ = make(args.env_id)
-    _check_play_options(args, core)
-    if isinstance(core, MatrixGame):
+    matrix = isinstance(core, MatrixGame)
+    _check_play_options(args, core, matrix)
+    if matrix:
         return _play_matrix_game(args)
     return _play_core(args)
 
 
-def _check_play_options(args: argparse.Namespace, core: Any) -> None:
+def _check_play_options(args: argparse.Namespace, core: Any, matrix: bool) -> None:
     """Refuse the options of ``dilemmas play`` that do not apply to the kind of game
     (matrix or grid) of ``args.env_id``, naming the option and the game.
 
@@ -127,13 +128,19 @@ def _check_play_options(args: argparse.Namespace, core: Any) -> None:
         for other in registered()
     }
     matrix_games = [other for other, c in catalogues.items() if c == _STRATEGIES]
-    matrix = core.co_players == _STRATEGIES
     if args.payoffs is not None and not matrix:
         raise ValueError(
             f"--payoffs does not apply to {env_id}, a grid game with its own "
             "rewards; it sets the payoff table of the matrix games "
             f"({', '.join(matrix_games)})"
         )
+    if core.co_players is None:
+        if args.player is not None or args.co_player is not None:
+            raise ValueError(
+                f"--player and --co-player do not apply to {env_id}: it has no "
+                "catalogue of named players"
+            )
+        return
     players = _catalogue(core.co_players)
     what = "strategy" if matrix else "scripted policy"
     for option, name in (("--player", args.player), ("--co-player", args.co_player)):
