@@ -73,6 +73,8 @@ through ``frozen_from``).
 from __future__ import annotations
 
 import dataclasses
+import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -711,6 +713,17 @@ class PPIExperiment:
     kind = "ppi"
 
     def __init__(self, config: PPIConfig):
+        from dilemmas.training import XLA_CPU_WORKAROUND
+
+        flag = XLA_CPU_WORKAROUND.split("=")[0]
+        flags = os.environ.get("XLA_FLAGS", "")
+        if jax.default_backend() == "cpu" and flag not in flags:
+            warnings.warn(
+                f"PPI on CPU without {XLA_CPU_WORKAROUND} in XLA_FLAGS: a compiled "
+                "phase can deadlock (import dilemmas.training before anything that "
+                "starts JAX, or set the flag in the environment)",
+                stacklevel=3,
+            )
         self.config = config
         self.algo = PPI(config)
         self.frozen_params = self.init_data = None

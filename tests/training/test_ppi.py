@@ -290,3 +290,25 @@ def test_the_prediction_series_is_the_models_probability_of_the_co_players_move(
         reward = np.asarray(COALA)[own, other, 0]
     np.testing.assert_allclose(got, want, atol=1e-5)
     assert np.std(want) > 0.01
+
+
+def test_importing_training_turns_off_the_deadlocking_xla_cpu_scheduler():
+    # a fresh process: the flag is added before JAX starts, and a user's own
+    # setting of it is kept
+    import os
+    import subprocess
+    import sys
+
+    code = "import os, dilemmas.training; print(os.environ.get('XLA_FLAGS', ''))"
+    for given, want in (
+        ("", "--xla_cpu_enable_concurrency_optimized_scheduler=false"),
+        (
+            "--xla_cpu_enable_concurrency_optimized_scheduler=true",
+            "--xla_cpu_enable_concurrency_optimized_scheduler=true",
+        ),
+    ):
+        env = {**os.environ, "XLA_FLAGS": given}
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True
+        )
+        assert out.stdout.strip() == want, out.stderr
