@@ -45,6 +45,7 @@ def make_coplayer_run(
     losses: bool = True,
     gap_offset: float = 0.0,
     per_learner_values: bool = False,
+    kind: str = "coplayer",
 ) -> Path:
     """A coplayer run: 2 learners, 2 seeds, 4 iterations, 12-round episodes.
 
@@ -56,7 +57,7 @@ def make_coplayer_run(
     config = {
         "format_version": 1,
         "dilemmas_version": "0.1.0",
-        "kind": "coplayer",
+        "kind": kind,
         "preset": preset,
         "overrides": {},
         "config": {"iterations": ITERATIONS, "pool": "2 learners + fixed"},
@@ -139,6 +140,14 @@ def make_coplayer_run(
                             (1 - rounds / ROUNDS).tolist() for _ in range(SEEDS)
                         ],
                         "co-player cooperation": [[1.0] * ROUNDS] * SEEDS,
+                        **(
+                            {
+                                "learner prediction": [[0.5] + [0.9] * (ROUNDS - 1)]
+                                * SEEDS
+                            }
+                            if kind == "ppi"
+                            else {}
+                        ),
                     },
                     "learner_0 vs learner_1": learner_vs_learner,
                 },
@@ -293,6 +302,7 @@ def test_groups_compare_the_coplayer_metrics(tmp_path):
         preset="ipd-coplayer-ppi",
         gap_offset=1.0,
         per_learner_values=True,
+        kind="ppi",
         **fast,
     )
     make_run(tmp_path / "shaping", evaluation=False)
@@ -323,6 +333,13 @@ def test_groups_compare_the_coplayer_metrics(tmp_path):
     assert table_rows(gaps, "learner_0")[0][-2:] == ["1.6", "1.1"]
     assert table_rows(gaps, "learner_1")[0][-2:] == ["1.6", "n/a"]
     assert "the number of rounds times (best-response value - learner return)" in gaps
+    # A2C and PPI side by side: the PPI group's within-episode curves hold its world
+    # model's prediction of the co-player, which its caption names.
+    within = section(text, "Within-episode curves")
+    a2c, ppi = within.split("### ipd-coplayer-ppi")
+    assert "world-model probability" in ppi and "world-model probability" not in a2c
+    assert table_rows(ppi, "learner_0 vs allc")[-1][1] == "learner prediction"
+    assert_png(figures / "02-ipd-coplayer-ppi_within_episode.png")
     # The shaping group has none of the co-player data and says so.
     assert "No pairing metrics logged for this group." in text
     assert "No within-episode curves for this group." in text
