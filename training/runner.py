@@ -66,6 +66,7 @@ import json
 import math
 import os
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -218,6 +219,50 @@ class _Failure(NamedTuple):
     what: str  # a loss metric's name, or "" for the training state
     where: tuple[int, ...]  # (seed,) or (seed, agent)
     value: float
+
+
+#: Seconds between refreshes of the progress bar while the first chunk compiles and
+#: runs.
+TICK_SECONDS = 1.0
+
+
+@contextlib.contextmanager
+def _first_chunk_ticker(bar: Any, interval: float) -> Iterator[None]:
+    """While the first chunk compiles and runs, the progress bar says so with the
+    time elapsed (refreshed every ``interval`` seconds); ``bar=None``: nothing."""
+    if bar is None or bar.disable:
+        yield
+        return
+    stop = threading.Event()
+    start = time.perf_counter()
+
+    def tick() -> None:
+        while not stop.wait(interval):
+            elapsed = time.perf_counter() - start
+            bar.set_postfix_str(f"compiling + first chunk {elapsed:.0f} s")
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _restart_rate(bar: Any, first_seconds: float) -> None:
+    """Count the bar's rate (and so its ETA) from the end of the first chunk, whose
+    time includes compilation; one line above the bar says so."""
+    postfix, done = bar.postfix, bar.n
+    bar.reset(total=bar.total)
+    bar.initial = bar.n = bar.last_print_n = done
+    bar.postfix = postfix
+    bar.write(
+        f"{bar.desc}: first chunk {first_seconds:.0f} s (compilation included); "
+        "the rate and ETA count from here",
+        file=sys.stderr,
+    )
+    bar.refresh()
 
 
 def _first_non_finite(
@@ -442,6 +487,7 @@ class _Loop:
             unit="it",
             disable=not self.progress,
             dynamic_ncols=True,
+            smoothing=0,  # the rate since the first chunk (_restart_rate)
         )
         try:
             if start < total:
@@ -453,8 +499,10 @@ class _Loop:
                 iteration, state = done
                 length = min(settings.log_every, total - iteration)
                 chunk_start = time.perf_counter() - clock0
-                new_state, metrics, finite = self.chunk(length)(state)
-                metrics, finite = jax.device_get((metrics, finite))
+                first = previous_end is None
+                with _first_chunk_ticker(bar if first else None, TICK_SECONDS):
+                    new_state, metrics, finite = self.chunk(length)(state)
+                    metrics, finite = jax.device_get((metrics, finite))
                 chunk_end = time.perf_counter() - clock0
                 if previous_end is None:  # includes compilation
                     timing["first_chunk_seconds"] += chunk_end - chunk_start
@@ -483,6 +531,8 @@ class _Loop:
                     refresh=False,
                 )
                 bar.update(length)
+                if first and done[0] < total and not bar.disable:
+                    _restart_rate(bar, chunk_end - chunk_start)
                 previous_end = time.perf_counter() - clock0
                 if self.stop_signal is not None:
                     raise Terminated(self.stop_signal)

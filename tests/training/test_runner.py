@@ -550,3 +550,35 @@ def test_analytic_preset_run_matches_make_train_and_resumes_from_its_preset(
     )
     series = evaluation["profiles"]["series"]
     assert np.shape(series["meta reward"]) == (2, 3)  # seeds, naive steps 0..M
+
+
+class SlowFirstChunk(FakeExperiment):
+    """The fake experiment whose first iteration waits 0.5 s on the host."""
+
+    def update(self, state: FakeState) -> tuple[FakeState, dict[str, jax.Array]]:
+        import time
+
+        def wait(step):
+            if int(step[0]) == 0:
+                time.sleep(0.5)
+            return np.zeros((), np.float32)
+
+        pause = jax.pure_callback(
+            wait, jax.ShapeDtypeStruct((), jnp.float32), state.step
+        )
+        state = state._replace(params=state.params + pause)
+        return super().update(state)
+
+
+def test_the_bar_says_it_compiles_then_counts_the_rate_from_the_first_chunk(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(runner, "TICK_SECONDS", 0.05)
+    experiment = SlowFirstChunk(FakeConfig(iterations=6))
+    runner.run(experiment, tmp_path / "run", log_every=2, checkpoint_every=2)
+    err = capsys.readouterr().err
+    assert "compiling + first chunk" in err
+    assert "the rate and ETA count from here" in err
+    assert err.count("compiling + first chunk") >= 3  # refreshed while it waited
+    _run(tmp_path / "quiet")  # no bar: nothing said
+    assert "compiling" not in capsys.readouterr().err
