@@ -47,10 +47,15 @@ the state's shape, so a run cannot be resumed with other ``pretrain_episodes``,
 Metrics per phase, ``[num_seeds, num_learners]``: the games of the phase as the A2C
 loop names them (``reward_vs_learner``, ``cooperation_vs_learner``,
 ``reward_vs_fixed``, ``fixed_reward``, ``cooperation_vs_fixed``,
-``fixed_cooperation``) and the fitted model's mean losses over the last epoch
-(``total_loss``, ``obs_loss``, ``reward_loss``, ``action_loss``). The evaluation
-(``evaluation.json``) is :mod:`dilemmas.training.coplayer_eval`'s, with the
-improved policies of the last phase's models.
+``fixed_cooperation``), the fitted model's mean losses over the last epoch
+(``total_loss``, ``obs_loss``, ``reward_loss``, ``action_loss``) and how far the
+improved policy moved from the prior on the histories it visited (``tilt_kl``, the
+mean ``KL(pi || p)`` per decision; ``prior_cooperation_vs_learner`` and
+``prior_cooperation_vs_fixed``, the prior's probability of cooperating there). The
+evaluation (``evaluation.json``) is :mod:`dilemmas.training.coplayer_eval`'s, with
+the improved policies of the last phase's models, plus the world model's per-round
+probability of the co-player's actual move (``learner prediction``,
+:meth:`PPI.eval_series`).
 
 **Frozen PPI co-player** (``frozen_from``, mechanism step 2 of §4): learner 0 of
 another PPI run (seed ``s`` of this run takes seed ``s mod S`` of that run) joins
