@@ -36,18 +36,8 @@ def exact_model(co_player, prior_coop):
 def exact_q(co_player, prior_coop, horizon):
     """``[5, 2]`` Q(s, a) over ``horizon`` rounds, own later actions from the prior:
     Q_h(s, a) = sum_b P(b | s) [R(a, b) + sum_a' p(a' | s') Q_{h-1}(s', a')]."""
-    co = np.asarray(co_player)[AGENT_VIEW]
     prior = np.stack([prior_coop, 1 - np.asarray(prior_coop)], -1)
-    v = np.zeros(5)
-    q = np.zeros((5, 2))
-    for _ in range(horizon):
-        q = np.zeros((5, 2))
-        for s in range(5):
-            for a in range(2):
-                for b, pb in ((0, co[s]), (1, 1 - co[s])):
-                    q[s, a] += pb * (COALA[a, b, 0] + v[1 + 2 * a + b])
-        v = np.sum(prior * q, axis=-1)
-    return q
+    return exact_q_under(co_player, prior, horizon)
 
 
 def _q(model, planner, t, key=0):
@@ -113,8 +103,7 @@ def test_beta_zero_gives_the_prior_and_beta_tilts_towards_larger_q():
 
 def exact_q_under(co_player, policy, horizon):
     """``[5, 2]`` Q(s, a) over ``horizon`` rounds with own later actions from a
-    stationary memory-one ``policy`` ``[5, 2]`` (the same recursion as
-    :func:`exact_q`)."""
+    stationary memory-one ``policy`` ``[5, 2]``."""
     co = np.asarray(co_player)[AGENT_VIEW]
     v = np.zeros(5)
     q = np.zeros((5, 2))
