@@ -154,19 +154,21 @@ def test_bad_arguments_give_a_clear_error(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+TINY_TOURNAMENT = [
+    "tournament",
+    "tft",
+    "--opponents",
+    "Cooperator",
+    "Defector",
+    "--turns",
+    "10",
+    "--repetitions",
+    "1",
+]
+
+
 def test_tournament_against_named_axelrod_strategies(capsys):
-    argv = [
-        "tournament",
-        "alld",
-        "tft",
-        "--opponents",
-        "Cooperator",
-        "Defector",
-        "--turns",
-        "10",
-        "--repetitions",
-        "1",
-    ]
+    argv = ["tournament", "alld", *TINY_TOURNAMENT[1:]]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "- seed: 0" in out
@@ -179,19 +181,6 @@ def test_tournament_against_named_axelrod_strategies(capsys):
 def test_tournament_bad_opponent(capsys):
     assert main(["tournament", "tft", "--opponents", "Nobody", "--turns", "5"]) == 2
     assert "Nobody" in capsys.readouterr().err
-
-
-TINY_TOURNAMENT = [
-    "tournament",
-    "tft",
-    "--opponents",
-    "Cooperator",
-    "Defector",
-    "--turns",
-    "10",
-    "--repetitions",
-    "1",
-]
 
 
 def test_tournament_out_writes_the_printed_report_and_progress_shows(tmp_path, capsys):

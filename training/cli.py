@@ -56,11 +56,8 @@ def _cmd_envs(args: argparse.Namespace) -> int:
 
 def _cmd_strategies(args: argparse.Namespace) -> int:
     del args
-    from dilemmas.envs import registered, spec
-
     games: dict[str, list[str]] = {}
-    for env_id in registered():
-        catalogue = getattr(spec(env_id).factory, "co_players", None)
+    for env_id, catalogue in _game_catalogues().items():
         if catalogue is not None:
             games.setdefault(catalogue, []).append(env_id)
     for index, (catalogue, env_ids) in enumerate(games.items()):
@@ -75,6 +72,17 @@ def _cmd_strategies(args: argparse.Namespace) -> int:
         "fixed strategies also play in `dilemmas tournament`."
     )
     return 0
+
+
+def _game_catalogues() -> dict[str, str | None]:
+    """Each registered env id's catalogue of named players (``co_players``; None
+    for a game without one)."""
+    from dilemmas.envs import registered, spec
+
+    return {
+        env_id: getattr(spec(env_id).factory, "co_players", None)
+        for env_id in registered()
+    }
 
 
 def _catalogue(catalogue: str) -> dict[str, str]:
@@ -120,13 +128,8 @@ def _check_play_options(args: argparse.Namespace, core: Any, matrix: bool) -> No
     matrix games, scripted policies for each grid game). ``--steps``, ``--seed`` and
     ``-v`` apply to every game.
     """
-    from dilemmas.envs import registered, spec
-
     env_id = args.env_id
-    catalogues = {
-        other: getattr(spec(other).factory, "co_players", None)
-        for other in registered()
-    }
+    catalogues = _game_catalogues()
     matrix_games = [other for other, c in catalogues.items() if c == _STRATEGIES]
     if args.payoffs is not None and not matrix:
         raise ValueError(

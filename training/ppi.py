@@ -322,6 +322,12 @@ class PPIState(NamedTuple):
     count: jax.Array  # () int32, filled rows of the buffer
 
 
+def encode(actions: jax.Array) -> jax.Array:
+    """The codes ``2 * own action + co-player action`` ``[...]`` of joint actions
+    ``[..., 2]`` (own first): what the buffer stores and :func:`decode` reads."""
+    return 2 * actions[..., 0] + actions[..., 1]
+
+
 def decode(codes: jax.Array, payoffs: jax.Array):
     """The ``(o, r, a)`` streams of trajectories stored as codes.
 
@@ -535,7 +541,7 @@ class PPI(Coplayer):
         decision, and ``prior_cooperation_vs_{learner,fixed}``, the prior's mean
         probability of cooperating there (compare ``cooperation_vs_*``, the
         improved policy's)."""
-        codes = 2 * data.actions[..., 0] + data.actions[..., 1]
+        codes = encode(data.actions)
         obs, rewards, actions = decode(codes, self.payoffs)
         z = data.z[:, :, 0] if self.ppi.opponent_id else None
         prior = jax.vmap(self.model.teacher_forced)(
@@ -559,7 +565,7 @@ class PPI(Coplayer):
         :func:`dilemmas.training.coplayer_eval.evaluate`: ``prediction`` ``[T]``,
         the world model's probability, before it is observed, of the co-player's
         actual move of round ``t`` (mean over the episodes)."""
-        codes = 2 * games.actions[..., 0] + games.actions[..., 1]  # [E, T]
+        codes = encode(games.actions)  # [E, T]
         # one dummy round more, so that the stream holds o_T (the last round's move)
         padded = jnp.concatenate([codes, jnp.zeros_like(codes[:, :1])], axis=1)
         obs, rewards, actions = decode(padded, self.payoffs)
@@ -587,7 +593,7 @@ class PPI(Coplayer):
             )
         data, metrics = self.collect(params, k_collect)
         data = jax.tree.map(lambda x: x[:N], data)
-        new = (2 * data.actions[..., 0] + data.actions[..., 1]).astype(jnp.int8)
+        new = encode(data.actions).astype(jnp.int8)
         codes = jax.lax.dynamic_update_slice(state.codes, new, (0, state.count, 0))
         new_z: Any = ()
         if cfg.opponent_id:
