@@ -14,7 +14,7 @@ from dilemmas.envs import (  # noqa: F401  (each game module registers its ids)
 )
 from dilemmas.envs import gymnasium as _gymnasium_face  # noqa: E402
 from dilemmas.envs import pettingzoo as _pettingzoo_face  # noqa: E402
-from dilemmas.envs.core import MultiAgentEnv, Timestep
+from dilemmas.envs.core import LegendEntry, MultiAgentEnv, Timestep
 from dilemmas.envs.payoffs import PRESETS, payoff_table, pd_payoffs
 from dilemmas.envs.registry import EnvSpec, make, register, registered, spec
 from dilemmas.envs.testing import check_env
@@ -28,6 +28,7 @@ __all__ = [
     "AutoReset",
     "Checked",
     "EnvSpec",
+    "LegendEntry",
     "MetaEpisodes",
     "MultiAgentEnv",
     "Timestep",

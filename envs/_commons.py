@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dilemmas.envs import grid
-from dilemmas.envs.core import MultiAgentEnv
+from dilemmas.envs.core import LegendEntry, MultiAgentEnv
 
 # Melting Pot's action order (``ACTION_SET`` of ``clean_up.py`` and
 # ``commons_harvest__open.py``); Harvest uses the first eight.
@@ -77,6 +77,7 @@ PALETTE = np.array(
     np.uint8,
 )
 GROUND, WALL, RIVER, DIRT, GRASS, APPLE, FIRST_AVATAR = range(7)
+_AVATAR_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 ORIENTATION_CHARS = "^>v<"
 
 
@@ -517,6 +518,25 @@ def avatar_overlay(
     return index
 
 
+def colour(index: int) -> tuple[int, int, int]:
+    """``PALETTE[index]`` as an ``(r, g, b)`` tuple of ints."""
+    return tuple(int(v) for v in PALETTE[index])
+
+
+def avatar_legend(num_agents: int) -> tuple[LegendEntry, ...]:
+    """The legend rows of the avatars: digit and colour of each (removed avatars
+    are not drawn)."""
+    colours = len(PALETTE) - FIRST_AVATAR
+    return tuple(
+        LegendEntry(
+            f"avatar {agent} (player_{agent})",
+            _AVATAR_CHARS[agent % len(_AVATAR_CHARS)],
+            colour(FIRST_AVATAR + agent % colours),
+        )
+        for agent in range(num_agents)
+    )
+
+
 def ansi_rows(
     chars: np.ndarray, pos: np.ndarray, orientation: np.ndarray, removed: np.ndarray
 ) -> list[str]:
@@ -524,7 +544,7 @@ def ansi_rows(
     chars = chars.copy()
     for agent, (row, col) in enumerate(pos):
         if removed[agent] == 0:
-            chars[row, col] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[agent % 36]
+            chars[row, col] = _AVATAR_CHARS[agent % len(_AVATAR_CHARS)]
     return ["".join(row) for row in chars]
 
 

@@ -142,7 +142,7 @@ from flax import struct
 
 from dilemmas.envs import _commons as rules
 from dilemmas.envs import grid
-from dilemmas.envs.core import Timestep
+from dilemmas.envs.core import LegendEntry, Timestep
 from dilemmas.envs.registry import register
 
 NOOP = rules.NOOP
@@ -553,6 +553,19 @@ class Cleanup(rules.CommonsGame):
         index[np.asarray(state.apples)] = rules.APPLE
         return rules.avatar_overlay(
             index, np.asarray(state.pos), np.asarray(state.removed)
+        )
+
+    def render_legend(self) -> tuple[LegendEntry, ...]:
+        """The symbols of :meth:`render_ansi` and colours of :meth:`render_rgb`."""
+        entry = LegendEntry
+        return (
+            entry("ground (avatars spawn here)", ".", rules.colour(rules.GROUND)),
+            entry("wall", "#", rules.colour(rules.WALL)),
+            entry("clean river cell", "~", rules.colour(rules.RIVER)),
+            entry("dirt on the river", "%", rules.colour(rules.DIRT)),
+            entry("orchard cell without an apple", ":", rules.colour(rules.GRASS)),
+            entry("apple", "a", rules.colour(rules.APPLE)),
+            *rules.avatar_legend(self.num_agents),
         )
 
     def render_ansi(self, state: CleanupState, params: CleanupParams) -> str:

@@ -149,7 +149,7 @@ import numpy as np
 from flax import struct
 
 from dilemmas.envs import grid
-from dilemmas.envs.core import MultiAgentEnv, Timestep
+from dilemmas.envs.core import LegendEntry, MultiAgentEnv, Timestep
 from dilemmas.envs.registry import register
 
 MOVE_RIGHT, MOVE_LEFT, MOVE_UP, MOVE_DOWN, ZAP, NOOP = range(6)
@@ -633,6 +633,24 @@ class CleanUpLite(MultiAgentEnv[CleanUpLiteState, CleanUpLiteParams]):
         if (pos[0] == pos[1]).all():
             index[pos[0][0], pos[0][1]] = 7
         return index
+
+    def render_legend(self) -> tuple[LegendEntry, ...]:
+        """The symbols of :meth:`render_ansi` and colours of :meth:`render_rgb`.
+
+        A frozen agent keeps its digit in the text (the header says it is frozen).
+        """
+        colour = [tuple(int(v) for v in rgb) for rgb in self.PALETTE]
+        return (
+            LegendEntry("ground", ".", colour[0]),
+            LegendEntry("orchard cell without an apple (column 0)", ":", colour[1]),
+            LegendEntry("apple", "a", colour[2]),
+            LegendEntry("clean river cell (last column)", "~", colour[3]),
+            LegendEntry("dirt", "#", colour[4]),
+            LegendEntry("agent 0 (player_0)", "0", colour[5]),
+            LegendEntry("agent 1 (player_1)", "1", colour[6]),
+            LegendEntry("both agents on one cell", "*", colour[7]),
+            LegendEntry("a frozen agent (zapped)", None, colour[8]),
+        )
 
     def render_rgb(
         self, state: CleanUpLiteState, params: CleanUpLiteParams, scale: int = 16

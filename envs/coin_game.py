@@ -78,7 +78,7 @@ import numpy as np
 from flax import struct
 
 from dilemmas.envs import grid
-from dilemmas.envs.core import MultiAgentEnv, Timestep
+from dilemmas.envs.core import LegendEntry, MultiAgentEnv, Timestep
 from dilemmas.envs.registry import register
 
 #: ``MOVES[a]`` is the ``(drow, dcol)`` of action ``a``: right, left, down, up, stay.
@@ -390,6 +390,22 @@ class CoinGame(MultiAgentEnv[CoinGameState, CoinGameParams]):
                 cells.append((here or ".").ljust(4))
             lines.append("".join(cells).rstrip())
         return "\n".join(lines)
+
+    def render_legend(self) -> tuple[LegendEntry, ...]:
+        """The symbols of :meth:`render_ansi` and colours of :meth:`render_rgb`.
+
+        In the text a cell lists everything on it (``RB``, ``Rb``, ...); in the
+        frame an agent fills its cell and a coin is a square in its middle.
+        """
+        colour = [tuple(int(v) for v in rgb) for rgb in PALETTE]
+        return (
+            LegendEntry("empty cell", ".", colour[0]),
+            LegendEntry("red agent (player_0)", "R", colour[1]),
+            LegendEntry("blue agent (player_1)", "B", colour[2]),
+            LegendEntry("both agents on one cell", "RB", colour[3]),
+            LegendEntry("red coin (player_0's colour)", "r", colour[4]),
+            LegendEntry("blue coin (player_1's colour)", "b", colour[5]),
+        )
 
     def render_rgb(
         self, state: CoinGameState, params: CoinGameParams, scale: int = 16

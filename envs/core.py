@@ -43,6 +43,19 @@ class Timestep(NamedTuple):
     info: dict[str, jax.Array]
 
 
+class LegendEntry(NamedTuple):
+    """One kind of thing in a game's pictures (:meth:`MultiAgentEnv.render_legend`).
+
+    ``ansi`` is how :meth:`~MultiAgentEnv.render_ansi` draws it (``None``: not drawn
+    there); ``rgb`` the ``(r, g, b)`` colour :meth:`~MultiAgentEnv.render_rgb` paints
+    it (``None``: not drawn there).
+    """
+
+    meaning: str
+    ansi: str | None
+    rgb: tuple[int, int, int] | None
+
+
 class MultiAgentEnv(Generic[State, Params]):
     """Base class of every JAX core environment.
 
@@ -120,6 +133,11 @@ class MultiAgentEnv(Generic[State, Params]):
     def render_rgb(self, state: State, params: Params) -> np.ndarray:
         """An RGB picture of ``state``, ``uint8[H, W, 3]`` (host-side)."""
         raise NotImplementedError(f"{self.name} has no rgb_array rendering")
+
+    def render_legend(self) -> tuple[LegendEntry, ...]:
+        """What the symbols of :meth:`render_ansi` and the colours of
+        :meth:`render_rgb` stand for (empty when the game does not say)."""
+        return ()
 
     @property
     def unwrapped(self) -> MultiAgentEnv:

@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from dilemmas.envs.core import MultiAgentEnv, Timestep
+from dilemmas.envs.core import LegendEntry, MultiAgentEnv, Timestep
 from dilemmas.envs.payoffs import PayoffsLike, payoff_table
 from dilemmas.envs.registry import register
 
@@ -172,6 +172,14 @@ class MatrixGame(MultiAgentEnv[MatrixGameState, MatrixGameParams]):
         if self.include_reward:
             low[-1], high[-1] = -np.inf, np.inf
         return gymnasium.spaces.Box(low, high, dtype=np.float32)
+
+    def render_legend(self) -> tuple[LegendEntry, ...]:
+        """The symbols of :meth:`render_ansi` (there is no RGB picture)."""
+        return (
+            LegendEntry("cooperate (action 0)", "C", None),
+            LegendEntry("defect (action 1)", "D", None),
+            LegendEntry("the player's reward this round", "(+1)", None),
+        )
 
     def render_ansi(self, state: MatrixGameState, params: MatrixGameParams) -> str:
         t, max_steps = int(state.t), int(params.max_steps)
