@@ -21,6 +21,12 @@ size or sign; distinct seeds give distinct keys); ``reset(seed=None)`` draws a f
 seed from OS entropy. Episodes end by the core's own termination or truncation, or
 after ``max_cycles`` steps (truncation); finished agents are removed from ``agents``.
 
+``infos[agent]`` after a step holds that agent's own part of the core's ``info``
+(:func:`agent_info`): in the grid games its own event counts as Python ints, e.g.
+``infos["player_1"]["apples_eaten"]`` is the apples ``player_1`` ate in that step.
+``render_mode="rgb_array"`` returns the core's picture (16 pixels a cell in the grid
+games); ``scale=k`` (a positive int) makes each pixel a ``k`` x ``k`` block.
+
 An action is any integer in ``0 <= action < n``: a Python int, a numpy integer, or a
 0-d integer numpy or JAX array. Bad input (an unknown or missing agent, a non-integer
 or out-of-range action, a non-integer seed, stepping before ``reset`` or after the end)
@@ -96,6 +102,49 @@ def check_action(action: Any, space: gymnasium.spaces.Discrete, agent: str) -> i
     return value
 
 
+def agent_info(info: dict[str, Any], agent: int, num_agents: int) -> dict[str, Any]:
+    """Agent ``agent``'s part of a core step's ``info`` (already on the host).
+
+    An entry whose leading axis has length ``num_agents`` is per agent (the grid
+    games' event counts, ``int32[N]``): the agent gets its own element, a 0-d entry
+    as a Python scalar (``apples_eaten: 1``). Any other entry is shared and every
+    agent gets all of it.
+    """
+    own = {}
+    for name, value in info.items():
+        value = np.asarray(value)
+        if value.ndim and value.shape[0] == num_agents:
+            value = value[agent]
+        own[name] = value.item() if value.ndim == 0 else value
+    return own
+
+
+def check_scale(scale: Any, render_mode: str | None) -> int:
+    """``scale`` as a positive ``int``, or a ``ValueError`` naming the problem.
+
+    ``scale`` enlarges ``rgb_array`` frames (each pixel becomes a ``scale`` x
+    ``scale`` block), so a ``scale`` other than 1 with any other ``render_mode`` is
+    refused too.
+    """
+    if isinstance(scale, bool) or not isinstance(scale, int | np.integer):
+        raise ValueError(f"scale must be a positive int, got {scale!r}")
+    if scale < 1:
+        raise ValueError(f"scale must be a positive int, got {scale}")
+    if scale != 1 and render_mode != "rgb_array":
+        raise ValueError(
+            f"scale={scale} applies only to render_mode='rgb_array', got "
+            f"render_mode={render_mode!r}"
+        )
+    return int(scale)
+
+
+def upscale(frame: np.ndarray, scale: int) -> np.ndarray:
+    """``frame`` (``[H, W, 3]``) with every pixel a ``scale`` x ``scale`` block."""
+    if scale == 1:
+        return frame
+    return np.repeat(np.repeat(frame, scale, axis=0), scale, axis=1)
+
+
 class JaxParallelEnv(pettingzoo.ParallelEnv):
     """A ``ParallelEnv`` over a :class:`~dilemmas.envs.core.MultiAgentEnv`.
 
@@ -107,6 +156,13 @@ class JaxParallelEnv(pettingzoo.ParallelEnv):
         ``"human"`` (prints the ansi picture).
       max_cycles: truncate after this many steps (``None``: only the core's limit).
       name: the ``metadata["name"]`` (default: the core env's class name).
+      scale: ``rgb_array`` frames are ``scale`` times the core's
+        :meth:`~dilemmas.envs.core.MultiAgentEnv.render_rgb` in each direction
+        (a positive int; default 1, the core's size).
+
+    ``step`` returns in ``infos[agent]`` that agent's own part of the core's
+    ``info`` (:func:`agent_info`): in the grid games its own event counts as Python
+    ints, e.g. ``infos["player_1"]["apples_eaten"]``.
     """
 
     metadata = {
@@ -124,6 +180,7 @@ class JaxParallelEnv(pettingzoo.ParallelEnv):
         render_mode: str | None = None,
         max_cycles: int | None = None,
         name: str | None = None,
+        scale: int = 1,
     ):
         render_modes = [*env.render_modes, "human"]
         if render_mode is not None and render_mode not in render_modes:
@@ -131,6 +188,7 @@ class JaxParallelEnv(pettingzoo.ParallelEnv):
                 f"render_mode must be one of {render_modes} or None, "
                 f"got {render_mode!r}"
             )
+        self.scale = check_scale(scale, render_mode)
         if max_cycles is not None and (
             isinstance(max_cycles, bool)
             or not isinstance(max_cycles, int | np.integer)
@@ -245,9 +303,9 @@ class JaxParallelEnv(pettingzoo.ParallelEnv):
         )
         obs, scalars = np.asarray(obs), np.asarray(scalars)
         info = jax.device_get(info) if info else {}
+        num_agents = len(self.possible_agents)
         self._key, self._state, self._obs = key, state, obs
         self._num_steps += 1
-        num_agents = len(self.possible_agents)
         terminated = bool(scalars[num_agents])
         truncated = bool(scalars[num_agents + 1]) or (
             self.max_cycles is not None and self._num_steps >= self.max_cycles
@@ -258,7 +316,10 @@ class JaxParallelEnv(pettingzoo.ParallelEnv):
             {agent: float(scalars[self._index[agent]]) for agent in agents},
             dict.fromkeys(agents, terminated),
             dict.fromkeys(agents, truncated),
-            {agent: dict(info) for agent in agents},
+            {
+                agent: agent_info(info, self._index[agent], num_agents)
+                for agent in agents
+            },
         )
         if terminated or truncated:
             self.agents = []
@@ -274,7 +335,8 @@ class JaxParallelEnv(pettingzoo.ParallelEnv):
         if self._state is None:
             raise ValueError("render() called before reset()")
         if self.render_mode == "rgb_array":
-            return self.core.render_rgb(self._state, self.params)
+            frame = self.core.render_rgb(self._state, self.params)
+            return upscale(frame, self.scale)
         text = self.core.render_ansi(self._state, self.params)
         if self.render_mode == "human":
             print(text)
@@ -318,12 +380,19 @@ def parallel_env(
     *,
     render_mode: str | None = None,
     max_cycles: int | None = None,
+    scale: int = 1,
     **static_kwargs: Any,
 ) -> JaxParallelEnv:
-    """The PettingZoo ``ParallelEnv`` of a registered game."""
+    """The PettingZoo ``ParallelEnv`` of a registered game (``scale``: see
+    :class:`JaxParallelEnv`; ``static_kwargs`` go to the core's constructor)."""
     core, params = make_core(env_id, **static_kwargs)
     return JaxParallelEnv(
-        core, params, render_mode=render_mode, max_cycles=max_cycles, name=env_id
+        core,
+        params,
+        render_mode=render_mode,
+        max_cycles=max_cycles,
+        name=env_id,
+        scale=scale,
     )
 
 

@@ -122,15 +122,17 @@ def test_face_matches_core_trajectory(env_id, kwargs):
     np.testing.assert_array_equal(face[0]["player_1"], obs[1])
     for t, joint in enumerate(actions):
         key, key_step = jax.random.split(key)
-        obs, state, reward, terminated, truncated, _ = core.step(
+        obs, state, reward, terminated, truncated, info = core.step(
             key_step, state, joint, params
         )
-        f_obs, f_reward, f_term, f_trunc, _ = face[t + 1]
+        f_obs, f_reward, f_term, f_trunc, f_info = face[t + 1]
         for i, agent in enumerate(agents):
             np.testing.assert_array_equal(f_obs[agent], obs[i])
             assert f_reward[agent] == float(reward[i])
             assert f_term[agent] == bool(terminated)
             assert f_trunc[agent] == bool(truncated)
+            # Each agent's infos are its own counts: the core's at its index.
+            assert f_info[agent] == {name: int(v[i]) for name, v in info.items()}
 
 
 @pytest.mark.parametrize("env_id", IDS)
