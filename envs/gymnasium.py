@@ -1,4 +1,4 @@
-"""Gymnasium face: one agent against a fixed co-player, over any JAX core env.
+"""Gymnasium face: one agent of any game, the other players fixed policies.
 
 After ``import dilemmas.envs``::
 
@@ -7,15 +7,41 @@ After ``import dilemmas.envs``::
     obs, info = env.reset(seed=0)
     obs, reward, terminated, truncated, info = env.step(0)  # cooperate
 
-``co_player`` is a name from the core env's catalogue of co-players
-(``env.co_players``: :mod:`dilemmas.agents.strategies` for the matrix games,
+Every registered game has an id: the core id in CamelCase (``dilemmas/IPD-v0``,
+``dilemmas/StagHunt-v0``, ``dilemmas/CoinGame-v0``, ``dilemmas/CleanupLite-v0``,
+``dilemmas/Cleanup-v0``, ``dilemmas/Harvest-v0``, ...; :func:`gymnasium_id`).
+
+The learner plays ``player_{agent}`` (``agent=0`` by default) and every other player
+is a co-player. ``co_player`` is one co-player for all of them, or a list of one per
+other player in the order of their index (``N - 1`` entries: four in Cleanup and
+Harvest, whose 5 players are all scripted but the learner's). Each co-player is a
+name from the core env's catalogue of co-players (``env.co_players``:
+:mod:`dilemmas.agents.strategies` for the matrix games,
 ``dilemmas.agents.scripted.<game>`` for the grid games; keyword arguments in
-``co_player_kwargs``; default ``env.default_co_player``), a strategy object with the
-pure ``init() -> state`` / ``act(key, state, obs) -> (action, state)`` interface, or a
-scripted policy with ``act(key, env_state, params, agent) -> action`` (no ``init``). The
-learner plays as ``player_0`` by default (``agent=1`` makes it the column player).
-The co-player acts inside the same jitted call as the core ``step``, so a step is one
-compiled call; ``info["co_player_action"]`` reports its move.
+``co_player_kwargs``), ``None`` for the game's ``default_co_player``, a strategy
+object with the pure ``init() -> state`` / ``act(key, state, obs) -> (action,
+state)`` interface (each player it plays keeps its own state), or a scripted policy
+with ``act(key, env_state, params, agent) -> action`` (no ``init``). The co-players
+act inside the same jitted call as the core ``step``, so a step is one compiled
+call. With one co-player its key is the step's co-player key, with several that key
+split in ``N - 1``.
+
+``info`` after a step holds the learner's own part of the core's step ``info`` (the
+grid games' event counts as Python ints: ``apples_eaten``, ``cells_cleaned``,
+``zaps_fired``, ``zaps_received``, ``own_coins``, ``other_coins``, ...; see
+:func:`dilemmas.envs.pettingzoo.agent_info`), and the co-players' moves: in a
+two-player game ``info["co_player_action"]`` (an int), with more players
+``info["co_player_actions"]``, a dict ``{"player_j": action}``.
+
+The registration's ``max_episode_steps`` is the game's default episode length, so
+``env.spec.max_episode_steps`` is the length of an episode and ``gymnasium.make``
+adds Gymnasium's ``TimeLimit`` with it. To play longer episodes than the default,
+pass the same length to both: ``gymnasium.make("dilemmas/IPD-v0", max_steps=500,
+max_episode_steps=500)`` (``max_steps`` alone would be cut at the default by the
+``TimeLimit``).
+
+``render_mode="rgb_array"`` (where the core draws a frame) returns the core's
+picture, 16 pixels a cell; ``scale=k`` makes each pixel a ``k`` x ``k`` block.
 
 ``reset(seed=...)`` takes any integer (Python, numpy or a 0-d integer array, of any
 size or sign) and plays from ``dilemmas.envs.seeding.key_from_seed(seed)``, the key
@@ -36,10 +62,6 @@ The Gymnasium ids' entry point is ``dilemmas.agents:SingleAgentEnv`` (this class
 re-exported), so ``gymnasium.make`` loads the catalogues before building the env;
 constructing :class:`SingleAgentEnv` directly with a name needs ``dilemmas.agents``
 imported first.
-
-Gymnasium ids are the core ids in CamelCase: ``dilemmas/IPD-v0``,
-``dilemmas/StagHunt-v0``, ``dilemmas/Chicken-v0``, ``dilemmas/BattleOfTheSexes-v0``,
-``dilemmas/MatchingPennies-v0``.
 """
 
 from __future__ import annotations
@@ -53,7 +75,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dilemmas.envs.core import MultiAgentEnv
-from dilemmas.envs.pettingzoo import check_action
+from dilemmas.envs.pettingzoo import agent_info, check_action, check_scale, upscale
 from dilemmas.envs.registry import co_player_catalogue, registered
 from dilemmas.envs.registry import make as make_core
 from dilemmas.envs.seeding import check_seed, key_from_seed
@@ -73,38 +95,56 @@ def _reads_env_state(co_player: Any) -> bool:
     return not hasattr(co_player, "init")
 
 
+def _others(num_agents: int, agent: int) -> tuple[int, ...]:
+    """The co-players' indices, in order."""
+    return tuple(i for i in range(num_agents) if i != agent)
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _reset(env: MultiAgentEnv, agent: int, co_player: Any, key: jax.Array, params: Any):
+def _reset(
+    env: MultiAgentEnv,
+    agent: int,
+    co_players: tuple[Any, ...],
+    key: jax.Array,
+    params: Any,
+):
     key, key_reset = jax.random.split(key)
     obs, state = env.reset(key_reset, params)
-    if _reads_env_state(co_player):
-        co_state = jnp.zeros((), jnp.int32)
-    else:
-        co_state = co_player.init()
-    return key, obs, state, co_state
+    co_states = tuple(
+        jnp.zeros((), jnp.int32) if _reads_env_state(co) else co.init()
+        for co in co_players
+    )
+    return key, obs, state, co_states
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _step(
     env: MultiAgentEnv,
     agent: int,
-    co_player: Any,
+    co_players: tuple[Any, ...],
     key: jax.Array,
     state: Any,
-    co_state: Any,
+    co_states: tuple[Any, ...],
     obs: jax.Array,
     action: jax.Array,
     params: Any,
 ):
     key, key_co, key_step = jax.random.split(key, 3)
-    if _reads_env_state(co_player):
-        co_action = co_player.act(key_co, state, params, 1 - agent)
-    else:
-        co_action, co_state = co_player.act(key_co, co_state, obs[1 - agent])
-    actions = jnp.zeros((env.num_agents,), jnp.int32)
-    actions = actions.at[agent].set(action).at[1 - agent].set(co_action)
+    others = _others(env.num_agents, agent)
+    keys = [key_co] if len(others) == 1 else list(jax.random.split(key_co, len(others)))
+    actions = jnp.zeros((env.num_agents,), jnp.int32).at[agent].set(action)
+    new_states = []
+    for co, other, co_key, co_state in zip(
+        co_players, others, keys, co_states, strict=True
+    ):
+        if _reads_env_state(co):
+            co_action = co.act(co_key, state, params, other)
+        else:
+            co_action, co_state = co.act(co_key, co_state, obs[other])
+        new_states.append(co_state)
+        actions = actions.at[other].set(co_action)
     ts = env.step(key_step, state, actions, params)
-    return key, ts, co_state, co_action
+    return key, ts, tuple(new_states), actions[jnp.array(others)]
 
 
 def named_co_player(env: MultiAgentEnv, name: str, **kwargs: Any) -> Any:
@@ -119,17 +159,57 @@ def named_co_player(env: MultiAgentEnv, name: str, **kwargs: Any) -> Any:
     return co_player_catalogue(catalogue)(name, env, **kwargs)
 
 
+def _resolve_co_players(
+    env: MultiAgentEnv, co_player: Any, kwargs: dict | None, others: tuple[int, ...]
+) -> tuple[Any, ...]:
+    """One co-player object per index in ``others`` (see the module docstring)."""
+    if isinstance(co_player, list | tuple):
+        if len(co_player) != len(others):
+            raise ValueError(
+                f"a list of co-players needs one per other player: {env.name} has "
+                f"{env.num_agents} players, so {len(others)} co-players (for "
+                f"{[f'player_{i}' for i in others]}), got {len(co_player)}"
+            )
+        entries = [(f"co_player[{i}]", entry) for i, entry in enumerate(co_player)]
+    else:
+        entries = [("co_player", co_player)] * len(others)
+    named = {}
+    resolved = []
+    for label, entry in entries:
+        if entry is None:
+            entry = env.unwrapped.default_co_player
+            if entry is None:
+                raise ValueError(f"{env.name} needs an explicit {label}")
+        if isinstance(entry, str):
+            if entry not in named:  # one object per name: each keeps its own state
+                named[entry] = named_co_player(env, entry, **(kwargs or {}))
+            entry = named[entry]
+        if not callable(getattr(entry, "act", None)):
+            raise ValueError(
+                f"{label} must be a name, a strategy with init() and "
+                "act(key, state, obs), or a scripted policy with "
+                f"act(key, env_state, params, agent); got {entry!r}"
+            )
+        resolved.append(entry)
+    if kwargs and not named:
+        raise ValueError("co_player_kwargs only apply to a named co_player")
+    return tuple(resolved)
+
+
 class SingleAgentEnv(gymnasium.Env):
-    """A two-player core env seen by one agent against a fixed co-player.
+    """A core env seen by one agent, every other player a fixed co-player.
 
     Args:
       env_id: a registered core id (used when ``env`` is not given).
-      co_player: a name, strategy or scripted policy (see the module docstring);
-        ``None`` takes the game's ``default_co_player``.
-      co_player_kwargs: keyword arguments for a named strategy.
-      agent: which player the learner controls (0 or 1).
+      co_player: one co-player for every other player, or a list of ``N - 1``, one
+        per other player in index order; each a name, strategy or scripted policy,
+        or ``None`` for the game's ``default_co_player`` (see the module docstring).
+      co_player_kwargs: keyword arguments for the named co-players.
+      agent: which player the learner controls (``0 <= agent < N``).
       env: a core env instance instead of ``env_id``; ``params`` its params.
-      render_mode: ``None`` or ``"ansi"``.
+      render_mode: ``None``, ``"ansi"`` or (where the core draws) ``"rgb_array"``.
+      scale: ``rgb_array`` frames are ``scale`` times the core's in each direction
+        (a positive int; default 1, the core's size).
       **static_kwargs: passed to ``dilemmas.envs.make(env_id, ...)``.
     """
 
@@ -145,43 +225,41 @@ class SingleAgentEnv(gymnasium.Env):
         env: MultiAgentEnv | None = None,
         params: Any = None,
         render_mode: str | None = None,
+        scale: int = 1,
         **static_kwargs: Any,
     ):
         if env is None:
             env, default_params = make_core(env_id, **static_kwargs)
         else:
             default_params = env.default_params
-        if env.num_agents != 2:
+        if (
+            isinstance(agent, bool)
+            or not isinstance(agent, int | np.integer)
+            or not 0 <= agent < env.num_agents
+        ):
             raise ValueError(
-                f"a fixed co-player needs a two-player game; {env.name} has "
-                f"{env.num_agents} agents"
+                f"agent must be an int in 0..{env.num_agents - 1} ({env.name} has "
+                f"{env.num_agents} players), got {agent!r}"
             )
-        if agent not in (0, 1):
-            raise ValueError(f"agent must be 0 or 1, got {agent!r}")
+        agent = int(agent)
         if render_mode is not None and render_mode not in env.render_modes:
             raise ValueError(
                 f"render_mode must be one of {list(env.render_modes)} or None, "
                 f"got {render_mode!r}"
             )
-        if co_player is None:
-            co_player = env.unwrapped.default_co_player
-            if co_player is None:
-                raise ValueError(f"{env.name} needs an explicit co_player")
-        if isinstance(co_player, str):
-            co_player = named_co_player(env, co_player, **(co_player_kwargs or {}))
-        elif co_player_kwargs:
-            raise ValueError("co_player_kwargs only apply to a named co_player")
-        if not callable(getattr(co_player, "act", None)):
-            raise ValueError(
-                "co_player must be a name, a strategy with init() and "
-                "act(key, state, obs), or a scripted policy with "
-                f"act(key, env_state, params, agent); got {co_player!r}"
-            )
+        scale = check_scale(scale, render_mode)
+        others = _others(env.num_agents, agent)
+        co_players = _resolve_co_players(env, co_player, co_player_kwargs, others)
         self.core = env
         self.params = default_params if params is None else params
-        self.co_player = co_player
+        #: The co-player objects, one per index in :attr:`co_player_agents`.
+        self.co_players = co_players
+        #: The co-players' indices, in order.
+        self.co_player_agents = others
+        self.co_player = co_players[0] if len(co_players) == 1 else co_players
         self.agent = agent
         self.render_mode = render_mode
+        self.scale = scale
         self.metadata = {**self.metadata, "render_modes": list(env.render_modes)}
         self.observation_space = env.observation_space()
         self.action_space = env.action_space()
@@ -204,7 +282,7 @@ class SingleAgentEnv(gymnasium.Env):
             else:
                 super().reset(seed=seed)
         key, obs, state, co_state = _reset(
-            self.core, self.agent, self.co_player, key, self.params
+            self.core, self.agent, self.co_players, key, self.params
         )
         self._key, self._state, self._co_state, self._obs_all = (
             key,
@@ -221,10 +299,10 @@ class SingleAgentEnv(gymnasium.Env):
         if self._done:
             raise ValueError("step() called after the episode ended; call reset()")
         action = check_action(action, self.action_space, f"player_{self.agent}")
-        key, ts, co_state, co_action = _step(
+        key, ts, co_state, co_actions = _step(
             self.core,
             self.agent,
-            self.co_player,
+            self.co_players,
             self._key,
             self._state,
             self._co_state,
@@ -232,8 +310,8 @@ class SingleAgentEnv(gymnasium.Env):
             jnp.int32(action),
             self.params,
         )
-        obs, reward, terminated, truncated, co_action = jax.device_get(
-            (ts.obs, ts.reward, ts.terminated, ts.truncated, co_action)
+        obs, reward, terminated, truncated, co_actions, core_info = jax.device_get(
+            (ts.obs, ts.reward, ts.terminated, ts.truncated, co_actions, ts.info)
         )
         self._key, self._state, self._co_state, self._obs_all = (
             key,
@@ -242,7 +320,14 @@ class SingleAgentEnv(gymnasium.Env):
             ts.obs,
         )
         self._done = bool(terminated or truncated)
-        info = {"co_player_action": int(co_action)}
+        info = agent_info(core_info, self.agent, self.core.num_agents)
+        if len(self.co_player_agents) == 1:
+            info["co_player_action"] = int(co_actions[0])
+        else:
+            info["co_player_actions"] = {
+                f"player_{other}": int(move)
+                for other, move in zip(self.co_player_agents, co_actions, strict=True)
+            }
         return (
             obs[self.agent],
             float(reward[self.agent]),
@@ -258,18 +343,23 @@ class SingleAgentEnv(gymnasium.Env):
         if self._state is None:
             raise ValueError("render() called before reset()")
         if self.render_mode == "rgb_array":
-            return self.core.render_rgb(self._state, self.params)
+            frame = self.core.render_rgb(self._state, self.params)
+            return upscale(frame, self.scale)
         return self.core.render_ansi(self._state, self.params)
 
 
 def register_all() -> None:
-    """Register every two-player core id with Gymnasium (``dilemmas/CamelCase-vN``)."""
+    """Register every core id with Gymnasium (``dilemmas/CamelCase-vN``), with the
+    game's default episode length as ``max_episode_steps``."""
     for env_id in registered():
         gym_id = gymnasium_id(env_id)
-        if gym_id in gymnasium.registry or make_core(env_id)[0].num_agents != 2:
+        if gym_id in gymnasium.registry:
             continue
+        params = make_core(env_id)[1]
+        max_steps = getattr(params, "max_steps", None)
         gymnasium.register(
             gym_id,
             entry_point="dilemmas.agents:SingleAgentEnv",
+            max_episode_steps=None if max_steps is None else int(max_steps),
             kwargs={"env_id": env_id},
         )

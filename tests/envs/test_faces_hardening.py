@@ -35,7 +35,6 @@ from dilemmas.envs.pettingzoo import env as aec_env
 from dilemmas.envs.pettingzoo import parallel_env
 
 IDS = registered()
-TWO_PLAYER = [i for i in IDS if make(i)[0].num_agents == 2]
 MAX_STEPS = 4
 #: What a ``SingleAgentEnv`` carries from step to step, besides its key.
 GYM_STATE = ("_state", "_co_state", "_obs_all")
@@ -398,11 +397,7 @@ def _shape(env_id: str) -> tuple[int, int]:
     return core.num_agents, core.num_actions
 
 
-FACE_IDS = [
-    (kind, env_id)
-    for kind in FACES
-    for env_id in (TWO_PLAYER if kind == "gymnasium" else IDS)
-]
+FACE_IDS = [(kind, env_id) for kind in FACES for env_id in IDS]
 
 
 # --------------------------------------------------------------------------------------
@@ -651,7 +646,7 @@ def test_envs_import_nothing_from_agents_training_or_analysis():
                 assert not name.startswith(above), f"envs/{path.name} imports {name}"
 
 
-@pytest.mark.parametrize("env_id", TWO_PLAYER)
+@pytest.mark.parametrize("env_id", IDS)
 def test_every_catalogue_is_registered_by_the_agents(env_id):
     core = make(env_id)[0]
     co_player = named_co_player(core, core.default_co_player)
