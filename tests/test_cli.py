@@ -18,6 +18,18 @@ def test_envs_lists_every_id_with_a_description(capsys):
     assert "dilemmas/IPD-v0" in out
 
 
+def test_envs_lists_each_gymnasium_id_beside_the_core_and_pettingzoo_ids(capsys):
+    assert main(["envs"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    for core, camel in (
+        ("ipd-v0", "IPD-v0"),
+        ("cleanup-v0", "Cleanup-v0"),
+        ("harvest-v0", "Harvest-v0"),
+        ("coin_game_two_coins-v0", "CoinGameTwoCoins-v0"),
+    ):
+        assert [core, f"dilemmas/{core}", f"dilemmas/{camel}"] in rows
+
+
 def test_strategies_lists_names(capsys):
     assert main(["strategies"]) == 0
     out = capsys.readouterr().out

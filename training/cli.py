@@ -41,15 +41,18 @@ def _cmd_envs(args: argparse.Namespace) -> int:
     from dilemmas.envs import registered, spec
     from dilemmas.envs.gymnasium import gymnasium_id
 
-    ids = registered()
-    width = max(len(env_id) for env_id in ids)
-    print(f"{'id':<{width}}  description")
-    for env_id in ids:
-        print(f"{env_id:<{width}}  {spec(env_id).description}")
+    rows = [(i, f"dilemmas/{i}", gymnasium_id(i)) for i in registered()]
+    header = ("core id", "PettingZoo id", "Gymnasium id")
+    widths = [max(len(row[k]) for row in [header, *rows]) for k in range(3)]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        print(f"    {spec(row[0]).description}")
     print(
-        "\nPettingZoo: pettingzoo.make('parallel', 'dilemmas/<id>') after "
-        "`import dilemmas.envs`;\nGymnasium: gymnasium.make('"
-        f"{gymnasium_id('ipd-v0')}', co_player='tft') (ids in CamelCase)."
+        "\nCore: dilemmas.envs.make('<core id>'); PettingZoo: pettingzoo.make("
+        "'parallel', '<PettingZoo id>') after `import dilemmas.envs`;\nGymnasium: "
+        f"gymnasium.make('{gymnasium_id('ipd-v0')}', co_player='tft') (the other "
+        "players are co-players: one for all, or a list of one each)."
     )
     return 0
 
