@@ -318,9 +318,33 @@ class BlockDiagonalLinear(nn.Module):
             (self.num_blocks, block, block),
         )
         b = self.param("b", nn.initializers.zeros_init(), (self.num_blocks, block))
-        xb = x.reshape(*x.shape[:-1], self.num_blocks, block)  # [..., heads, block]
-        y = jnp.einsum("...hi,hij->...hj", xb, w) + b
-        return y.reshape(x.shape)
+        return block_diagonal_linear(x, w, b)
+
+
+DENSE_BLOCK_DIAGONAL_MAX_WIDTH = 256
+"""Widths up to this apply a block-diagonal weight as one dense matmul."""
+
+
+def block_diagonal_linear(x: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
+    """``x`` ``[..., H * B]`` times the block-diagonal matrix of ``w`` ``[H, B, B]``,
+    plus ``b`` ``[H, B]``.
+
+    Up to :data:`DENSE_BLOCK_DIAGONAL_MAX_WIDTH` the blocks are laid into one dense
+    ``[H * B, H * B]`` matrix (zeros off the diagonal) and applied as a plain
+    matmul: the per-head einsum costs ``H`` times fewer FLOPs but makes XLA on CPU
+    transpose ``[..., H, B]`` activations in and out of a batched matmul, which at
+    these widths takes longer than the extra FLOPs (``benchmarks/bench_training.py``
+    measures both). Wider layers keep the per-head einsum.
+    """
+    heads, block, _ = w.shape
+    width = heads * block
+    if width <= DENSE_BLOCK_DIAGONAL_MAX_WIDTH:
+        eye = jnp.eye(heads, dtype=w.dtype)
+        dense = (eye[:, None, :, None] * w[:, :, None, :]).reshape(width, width)
+        return x @ dense + b.reshape(width)
+    xb = x.reshape(*x.shape[:-1], heads, block)  # [..., heads, block]
+    y = jnp.einsum("...hi,hij->...hj", xb, w) + b
+    return y.reshape(x.shape)
 
 
 def conv1d_step(
@@ -334,8 +358,13 @@ def conv1d_step(
     Returns the new state and the output ``[..., D]``.
     """
     state = jnp.where(reset[..., None, None], 0.0, state)
-    window = jnp.concatenate([state, x[..., None, :]], axis=-2)  # [..., K, D]
-    return window[..., 1:, :], jnp.sum(window * w, axis=-2) + b
+    # The K taps written out as K - 1 multiply-adds: `jnp.sum(window * w, axis=-2)`
+    # over a [..., K, D] window compiles to a reduce fusion that took 38 % of the
+    # rollout time on CPU (benchmarks/bench_training.py keeps it as a reference).
+    y = x * w[-1] + b
+    for k in range(w.shape[0] - 1):
+        y = y + state[..., k, :] * w[k]
+    return jnp.concatenate([state[..., 1:, :], x[..., None, :]], axis=-2), y
 
 
 def conv1d_sequence(

@@ -31,6 +31,7 @@ look), ``--json PATH`` to keep the figures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import platform
@@ -43,6 +44,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from dilemmas.agents import networks
 from dilemmas.envs import make
 from dilemmas.training import runner
 from dilemmas.training.shaping import PRESETS, Shaping
@@ -72,6 +74,48 @@ def _median_seconds(fn, args, repeats: int) -> tuple[float, list[float]]:
         jax.block_until_ready(fn(*args))
         times.append(time.perf_counter() - start)
     return statistics.median(times), times
+
+
+def _paired_seconds(fn_a, fn_b, args, repeats: int):
+    """Medians of ``fn_a`` and ``fn_b`` (both compiled) timed alternately, so a
+    change of machine load hits both alike."""
+    jax.block_until_ready(fn_a(*args))
+    jax.block_until_ready(fn_b(*args))
+    times_a, times_b = [], []
+    for _ in range(repeats):
+        for fn, times in ((fn_a, times_a), (fn_b, times_b)):
+            start = time.perf_counter()
+            jax.block_until_ready(fn(*args))
+            times.append(time.perf_counter() - start)
+    return statistics.median(times_a), statistics.median(times_b), times_a, times_b
+
+
+def _previous_conv1d_step(w, b, state, x, reset):
+    """``networks.conv1d_step`` before the taps were written out: a reduce over a
+    ``[..., K, D]`` window."""
+    state = jnp.where(reset[..., None, None], 0.0, state)
+    window = jnp.concatenate([state, x[..., None, :]], axis=-2)
+    return window[..., 1:, :], jnp.sum(window * w, axis=-2) + b
+
+
+def _previous_block_diagonal_linear(x, w, b):
+    """``networks.block_diagonal_linear`` before the dense path: a per-head einsum."""
+    heads, block, _ = w.shape
+    xb = x.reshape(*x.shape[:-1], heads, block)
+    return (jnp.einsum("...hi,hij->...hj", xb, w) + b).reshape(x.shape)
+
+
+@contextlib.contextmanager
+def previous_hawk_kernels():
+    """Trace Hawk with the previous implementations of its conv and gates (the
+    reference of the speed-up, kept here rather than in the library)."""
+    saved = networks.conv1d_step, networks.block_diagonal_linear
+    networks.conv1d_step = _previous_conv1d_step
+    networks.block_diagonal_linear = _previous_block_diagonal_linear
+    try:
+        yield
+    finally:
+        networks.conv1d_step, networks.block_diagonal_linear = saved
 
 
 def driver_line(timing: dict[str, float], iterations: int) -> str:
@@ -127,7 +171,25 @@ def main() -> None:
     state = algo.init(jax.random.key(0))
 
     update = jax.jit(algo.update)
-    train_s, train_times = _median_seconds(update, (state,), args.repeats)
+    previous = None
+    if cfg.network == "hawk":
+        # Ahead-of-time compiled executables, so that no trace cache can hand one
+        # version's kernels to the other.
+        update = update.lower(state).compile()
+        with previous_hawk_kernels():
+            jax.clear_caches()
+            old_update = jax.jit(Shaping(cfg).update).lower(state).compile()
+        jax.clear_caches()
+        train_s, old_s, train_times, old_times = _paired_seconds(
+            update, old_update, (state,), args.repeats
+        )
+        previous = {
+            "training_seconds_per_iteration": old_s,
+            "training_repeats": old_times,
+            "speedup": old_s / train_s,
+        }
+    else:
+        train_s, train_times = _median_seconds(update, (state,), args.repeats)
 
     def rollout(state):
         is_naive, index = algo.draw_opponents(state.key)
@@ -173,6 +235,7 @@ def main() -> None:
         "training_over_rollout": rollout_s / train_s,
         "training_over_env_only": env_s / train_s,
         "driver": timing,
+        "previous_hawk_kernels": previous,
     }
     print()
     print(f"device: {result['device']}, jax {jax.__version__}")
@@ -186,6 +249,12 @@ def main() -> None:
     )
     over_env = result["training_over_env_only"]
     print(f"| env only | {steps / env_s:.3g} | {over_env:.4f} |")
+    if previous is not None:
+        print(
+            f"| training, previous conv1d_step and block-diagonal gates | "
+            f"{steps / previous['training_seconds_per_iteration']:.3g} | "
+            f"{previous['speedup']:.3f} (speed-up of the current kernels) |"
+        )
     print(driver_line(timing, args.driver_iterations))
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2))

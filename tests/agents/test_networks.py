@@ -20,6 +20,7 @@ import numpy as np
 import optax
 import pytest
 
+from dilemmas.agents import networks
 from dilemmas.agents.networks import (
     RGLRU,
     GRUPolicy,
@@ -28,6 +29,7 @@ from dilemmas.agents.networks import (
     PolicyOutput,
     TabularPolicy,
     action_distribution,
+    block_diagonal_linear,
     conv1d_sequence,
     conv1d_step,
     num_params,
@@ -313,6 +315,23 @@ def test_rg_lru_matches_a_direct_loop_over_the_griffin_equations():
     np.testing.assert_allclose(h_last, expected[-1], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("heads,block", [(4, 8), (2, 160)])
+def test_block_diagonal_linear_matches_per_head_products(heads, block):
+    # Width 32 takes the dense path, width 320 the per-head einsum; both must equal
+    # each head's own x_h @ w_h + b_h computed one head at a time.
+    rng = np.random.default_rng(3)
+    w = rng.normal(size=(heads, block, block)).astype(np.float32)
+    b = rng.normal(size=(heads, block)).astype(np.float32)
+    x = rng.normal(size=(5, 3, heads * block)).astype(np.float32)
+    expected = np.concatenate(
+        [x[..., h * block : (h + 1) * block] @ w[h] + b[h] for h in range(heads)],
+        axis=-1,
+    )
+    y = jax.jit(block_diagonal_linear)(x, w, b)
+    assert y.shape == x.shape
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
+
+
 def test_conv1d_matches_a_direct_loop_and_keeps_three_inputs():
     width, kernel = 3, 4
     rng = np.random.default_rng(18)
@@ -407,3 +426,55 @@ def test_action_distribution_is_categorical_over_the_last_axis():
         dist.log_prob(np.array([1, 0])), np.log([0.75, 0.8]), rtol=1e-6
     )
     assert dist.sample(seed=jax.random.key(0)).shape == (2,)
+
+
+def _previous_conv1d_step(w, b, state, x, reset):
+    # conv1d_step before its taps were written out: the reference it must match.
+    state = jnp.where(reset[..., None, None], 0.0, state)
+    window = jnp.concatenate([state, x[..., None, :]], axis=-2)
+    return window[..., 1:, :], jnp.sum(window * w, axis=-2) + b
+
+
+def _previous_block_diagonal_linear(x, w, b):
+    # block_diagonal_linear before the dense path: a per-head einsum.
+    heads, block, _ = w.shape
+    xb = x.reshape(*x.shape[:-1], heads, block)
+    return (jnp.einsum("...hi,hij->...hj", xb, w) + b).reshape(x.shape)
+
+
+def test_hawk_equals_its_previous_conv_and_gate_kernels(monkeypatch):
+    # The acting path (stepped) and the training path (unrolled, with gradients)
+    # of Hawk give the same numbers with the previous kernels as with the current.
+    net = HawkPolicy(num_actions=2)
+    rng = np.random.default_rng(5)
+    obs = jnp.asarray(rng.normal(size=(T, B, OBS_DIM)), jnp.float32)
+    reset = jnp.asarray(rng.random((T, B)) < 0.2).at[0].set(True)
+    carry = net.initial_state((B,))
+    params = net.init(jax.random.key(0), carry, obs[0], reset[0])
+
+    def loss(params):
+        _, out = net.apply(params, carry, obs, reset, method="unroll")
+        return jnp.sum(out.logits[..., 0] * out.value)
+
+    def stepped(params):
+        def body(c, inputs):
+            c, out = net.apply(params, c, *inputs)
+            return c, (out.logits, out.value)
+
+        return jax.lax.scan(body, carry, (obs, reset))
+
+    def run():
+        jax.clear_caches()
+        return jax.jit(jax.value_and_grad(loss))(params), jax.jit(stepped)(params)
+
+    current = run()
+    monkeypatch.setattr(networks, "conv1d_step", _previous_conv1d_step)
+    monkeypatch.setattr(
+        networks, "block_diagonal_linear", _previous_block_diagonal_linear
+    )
+    previous = run()
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+        current,
+        previous,
+    )
