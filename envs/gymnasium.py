@@ -21,10 +21,12 @@ name from the core env's catalogue of co-players (``env.co_players``:
 ``co_player_kwargs``), ``None`` for the game's ``default_co_player``, a strategy
 object with the pure ``init() -> state`` / ``act(key, state, obs) -> (action,
 state)`` interface (each player it plays keeps its own state), or a scripted policy
-with ``act(key, env_state, params, agent) -> action`` (no ``init``). The co-players
-act inside the same jitted call as the core ``step``, so a step is one compiled
-call. With one co-player its key is the step's co-player key, with several that key
-split in ``N - 1``.
+with ``act(key, env_state, params, agent) -> action`` (no ``init``), written with
+``jax.numpy``. The co-players act inside the same jitted call as the core ``step``,
+so a step is one compiled call; one that is not a pytree of arrays (an instance of
+a plain Python class) is static data there, compiled once per object. With one
+co-player its key is the step's co-player key, with several that key split in
+``N - 1``.
 
 ``info`` after a step holds the learner's own part of the core's step ``info`` (the
 grid games' event counts as Python ints: ``apples_eaten``, ``cells_cleaned``,
@@ -73,6 +75,7 @@ import gymnasium
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import struct
 
 from dilemmas.envs.core import MultiAgentEnv
 from dilemmas.envs.pettingzoo import agent_info, check_action, check_scale, upscale
@@ -95,6 +98,37 @@ def _reads_env_state(co_player: Any) -> bool:
     return not hasattr(co_player, "init")
 
 
+@struct.dataclass
+class _Static:
+    """A co-player that is not a pytree of arrays (a plain Python object), passed
+    to the jitted calls as static data: compiled once per object."""
+
+    policy: Any = struct.field(pytree_node=False)
+
+
+def _traceable(co_player: Any) -> Any:
+    """``co_player`` itself if it is a pytree of arrays and numbers (the strategies,
+    scripted policies and trained policies), else wrapped in :class:`_Static`."""
+    leaves = jax.tree.leaves(co_player)
+    if all(
+        isinstance(leaf, jax.Array | np.ndarray | np.generic | int | float | bool)
+        for leaf in leaves
+    ):
+        return co_player
+    try:
+        hash(co_player)
+    except TypeError:
+        raise ValueError(
+            "a co_player must be a pytree of arrays (a flax struct dataclass, say) "
+            f"or hashable, to be compiled; got the unhashable {co_player!r}"
+        ) from None
+    return _Static(co_player)
+
+
+def _unwrap(co_player: Any) -> Any:
+    return co_player.policy if isinstance(co_player, _Static) else co_player
+
+
 def _others(num_agents: int, agent: int) -> tuple[int, ...]:
     """The co-players' indices, in order."""
     return tuple(i for i in range(num_agents) if i != agent)
@@ -112,7 +146,7 @@ def _reset(
     obs, state = env.reset(key_reset, params)
     co_states = tuple(
         jnp.zeros((), jnp.int32) if _reads_env_state(co) else co.init()
-        for co in co_players
+        for co in map(_unwrap, co_players)
     )
     return key, obs, state, co_states
 
@@ -135,7 +169,7 @@ def _step(
     actions = jnp.zeros((env.num_agents,), jnp.int32).at[agent].set(action)
     new_states = []
     for co, other, co_key, co_state in zip(
-        co_players, others, keys, co_states, strict=True
+        map(_unwrap, co_players), others, keys, co_states, strict=True
     ):
         if _reads_env_state(co):
             co_action = co.act(co_key, state, params, other)
@@ -257,6 +291,7 @@ class SingleAgentEnv(gymnasium.Env):
         #: The co-players' indices, in order.
         self.co_player_agents = others
         self.co_player = co_players[0] if len(co_players) == 1 else co_players
+        self._traceable = tuple(map(_traceable, co_players))
         self.agent = agent
         self.render_mode = render_mode
         self.scale = scale
@@ -282,7 +317,7 @@ class SingleAgentEnv(gymnasium.Env):
             else:
                 super().reset(seed=seed)
         key, obs, state, co_state = _reset(
-            self.core, self.agent, self.co_players, key, self.params
+            self.core, self.agent, self._traceable, key, self.params
         )
         self._key, self._state, self._co_state, self._obs_all = (
             key,
@@ -302,7 +337,7 @@ class SingleAgentEnv(gymnasium.Env):
         key, ts, co_state, co_actions = _step(
             self.core,
             self.agent,
-            self.co_players,
+            self._traceable,
             self._key,
             self._state,
             self._co_state,

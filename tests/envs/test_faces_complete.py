@@ -156,6 +156,47 @@ def test_a_list_of_co_players_plays_the_others_in_index_order():
             assert f_info[name] == int(value[1]), (t, name)
 
 
+class CopyCat:
+    """A user's own strategy as a plain class (not a pytree): plays the co-player's
+    previous move, C at the start (tit for tat)."""
+
+    def init(self):
+        return jnp.zeros((), jnp.int32)
+
+    def act(self, key, state, obs):
+        del key, state
+        # obs is one-hot over (start, CC, CD, DC, DD) in its own view; the other's
+        # previous move was D in CD and DD.
+        move = (obs[2] + obs[4] > 0).astype(jnp.int32)
+        return move, move
+
+
+class Still:
+    """A user's own scripted policy as a plain class: always noop."""
+
+    def act(self, key, state, params, agent):
+        del key, state, params, agent
+        return jnp.int32(NOOP)
+
+
+def test_plain_python_co_players_play_through_the_face():
+    env = SingleAgentEnv("ipd-v0", co_player=CopyCat())
+    env.reset(seed=0)
+    moves = [env.step(a)[4]["co_player_action"] for a in (1, 0, 0, 1, 1)]
+    assert moves == [0, 1, 0, 0, 1]  # tit for tat, by hand
+    env = SingleAgentEnv(env=SMALL, co_player=[Still(), "harvester"], agent=1)
+    env.reset(seed=0)
+    assert env.step(NOOP)[4]["co_player_actions"]["player_0"] == NOOP
+
+
+def test_an_unhashable_plain_co_player_is_refused():
+    class Unhashable(Still):
+        __hash__ = None
+
+    with pytest.raises(ValueError, match="unhashable"):
+        SingleAgentEnv(env=SMALL, co_player=Unhashable())
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
