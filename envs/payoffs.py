@@ -7,16 +7,16 @@ player cooperates and the column player defects.
 Prisoner's-dilemma conventions (R, S, T, P), the main source of confusion between
 papers:
 
-============  ==================  ==================================================
-name          (R, S, T, P)        used by
-============  ==================  ==================================================
-``coala``     (1, -1, 2, 0)       COALA-PG (arXiv:2410.18636), in-context co-player
-                                  inference (arXiv:2602.16301); our IPD default
-``lola``      (-1, -3, 0, -2)     LOLA, LOLA-DiCE, M-FOS, Pax, LOQA, OpenSpiel
-``axelrod``   (3, 0, 5, 1)        Press & Dyson 2012, the Axelrod library
-``pax_test``  (2, 0, 3, 1)        Pax's matrix-game tests, EUPI
-``openspiel`` (5, 0, 10, 1)       OpenSpiel's python IPD
-============  ==================  ==================================================
+=============  ==================  ==================================================
+name           (R, S, T, P)        used by
+=============  ==================  ==================================================
+``coala``      (1, -1, 2, 0)       COALA-PG (arXiv:2410.18636), in-context co-player
+                                   inference (arXiv:2602.16301); our IPD default
+``lola``       (-1, -3, 0, -2)     LOLA, LOLA-DiCE, M-FOS, Pax, LOQA, OpenSpiel
+``axelrod``    (3, 0, 5, 1)        Press & Dyson 2012, the Axelrod library
+``pax_test``   (2, 0, 3, 1)        Pax's matrix-game tests, EUPI
+``openspiel``  (5, 0, 10, 1)       OpenSpiel's python IPD
+=============  ==================  ==================================================
 
 Other games (CC / CD / DC / DD as (row, col)), values from Pax's matrix-game tests:
 ``stag_hunt`` (4,4)/(1,3)/(3,1)/(2,2); ``chicken`` (0,0)/(-1,1)/(1,-1)/(-2,-2);

@@ -4,16 +4,14 @@ arXiv:2602.16301; spec ``coplayer_inference.md`` §3, §4, §9; Algorithm 1).
 Every learner owns one sequence model (:mod:`dilemmas.agents.sequence_model`) over
 its own ``(o_t, r_t, a_t)`` stream, which is both its world model and its policy
 prior, and acts with the improved policy ``pi ∝ p exp(beta Q)``
-(:mod:`dilemmas.agents.ppi`). Training is next-token prediction on aggregated data:
+(:mod:`dilemmas.agents.ppi`). Training is next-token prediction on aggregated data::
 
-```
-D_0 <- pretraining set
-for k = 1 .. iterations (phases):
-    phi_k <- fresh initialisation
-    fit p_phi_k on D_{k-1} for `epochs` epochs
-    R_k <- `episodes` trajectories per learner with the improved policy pi_k
-    D_k <- D_{k-1} ∪ R_k
-```
+    D_0 <- pretraining set
+    for k = 1 .. iterations (phases):
+        phi_k <- fresh initialisation
+        fit p_phi_k on D_{k-1} for `epochs` epochs
+        R_k <- `episodes` trajectories per learner with the improved policy pi_k
+        D_k <- D_{k-1} ∪ R_k
 
 **Phases are the run driver's iterations**: one :meth:`PPI.update` is one phase,
 compiled end to end. The data of each learner live in a preallocated buffer inside
