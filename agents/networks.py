@@ -72,6 +72,7 @@ import distrax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import jax.scipy.linalg
 
 Carry = Any
 
@@ -339,8 +340,7 @@ def block_diagonal_linear(x: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array
     heads, block, _ = w.shape
     width = heads * block
     if width <= DENSE_BLOCK_DIAGONAL_MAX_WIDTH:
-        eye = jnp.eye(heads, dtype=w.dtype)
-        dense = (eye[:, None, :, None] * w[:, :, None, :]).reshape(width, width)
+        dense = jax.scipy.linalg.block_diag(*w)
         return x @ dense + b.reshape(width)
     xb = x.reshape(*x.shape[:-1], heads, block)  # [..., heads, block]
     y = jnp.einsum("...hi,hij->...hj", xb, w) + b
