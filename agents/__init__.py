@@ -9,6 +9,7 @@ the catalogues before it builds the env.
 """
 
 from dilemmas.agents import networks, strategies
+from dilemmas.agents.policy import from_function, load_policy
 from dilemmas.agents.scripted import cleanup as _cleanup
 from dilemmas.agents.scripted import cleanup_lite as _cleanup_lite
 from dilemmas.agents.scripted import coin_game as _coin_game
@@ -19,4 +20,10 @@ from dilemmas.envs.registry import register_co_players
 for _catalogue in (strategies, _cleanup, _cleanup_lite, _coin_game, _harvest):
     register_co_players(_catalogue.__name__, _catalogue.co_player)
 
-__all__ = ["SingleAgentEnv", "networks", "strategies"]
+__all__ = [
+    "SingleAgentEnv",
+    "from_function",
+    "load_policy",
+    "networks",
+    "strategies",
+]

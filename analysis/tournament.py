@@ -9,9 +9,11 @@ policy for an action, 0 = C, 1 = D. A *policy* is any object with
 :class:`dilemmas.agents.strategies.NumpyPolicy`; the player builds it with
 ``policy_factory(seed)``, so a trained agent plugs in through a factory that loads
 its parameters. :func:`from_strategy` wraps a strategy of our catalogue,
-:func:`from_memory_one` any memory-one vector, and :func:`players_from_run` the
-agents of a trained run (one player per agent and seed, from the memory-one vectors
-of its ``evaluation.json``; for recurrent agents that is their memory-one probe).
+:func:`from_memory_one` any memory-one vector, :func:`from_policy` any policy
+(:mod:`dilemmas.agents.policy`), :func:`players_from_policies` the trained agents of
+a run themselves (one player per agent and seed, from its ``policies/``), and
+:func:`players_from_run` the memory-one vectors of a run's ``evaluation.json`` (for
+recurrent agents their memory-one probe).
 
 :func:`run_tournament` plays our players against Axelrod's strategies with
 ``axelrod.Tournament`` and returns a :class:`TournamentResult`: Axelrod's own
@@ -423,6 +425,80 @@ def from_memory_one(
         memory_depth=memory_depth,
         seed=seed,
     )
+
+
+def _loaded_policy(
+    run_dir: str, agent: str, run_seed: int, seed: int
+) -> strategies.NumpyPolicy:
+    from dilemmas.agents.policy import load_policy
+
+    return strategies.NumpyPolicy(load_policy(run_dir, agent, seed=run_seed), seed)
+
+
+def from_policy(
+    policy: Any, name: str, *, seed: int = 0, include_reward: bool = False
+) -> AxelrodPlayer:
+    """A policy (an object with ``init()`` and ``act(key, state, obs)``, e.g. from
+    :func:`dilemmas.agents.load_policy` or :func:`dilemmas.agents.from_function`)
+    as an Axelrod player, declared stochastic and of unbounded memory.
+
+    The policy is built into the player: with ``processes > 1`` it is pickled to
+    the workers (use :func:`players_from_policies` for trained agents, which
+    reload from the run directory instead).
+    """
+    if not callable(getattr(policy, "act", None)) or not callable(
+        getattr(policy, "init", None)
+    ):
+        raise ValueError(
+            f"policy must have init() and act(key, state, obs); got {policy!r}"
+        )
+    return AxelrodPlayer(
+        functools.partial(strategies.NumpyPolicy, policy),
+        name=name,
+        seed=seed,
+        include_reward=include_reward,
+    )
+
+
+def players_from_policies(run_dir: str | Path) -> list[AxelrodPlayer]:
+    """One Axelrod player per trained agent and seed of a run, playing with the
+    trained agent itself (its ``policies/``, see :func:`dilemmas.agents.load_policy`):
+    the network with its recurrent state, the PPI learner with its rollouts, the
+    analytic agent's memory-one vector. Named ``"<run name>:<agent>[seed <i>]"``
+    like :func:`players_from_run`.
+
+    Raises:
+      ValueError: no policies in ``run_dir`` (the message says how to write them)
+        or an agent that cannot play a matrix game's observation.
+    """
+    import json
+
+    from dilemmas.agents.policy import POLICY_DIR, load_policy, policy_names
+
+    run_dir = Path(run_dir)
+    names = policy_names(run_dir)
+    if not names:
+        load_policy(run_dir)  # raises the error that says how to write them
+    run_name = run_dir.resolve().name
+    players = []
+    for agent in names:
+        spec = json.loads((run_dir / POLICY_DIR / f"{agent}.json").read_text())
+        obs_shape = spec.get("obs_shape", [len(STATES)])
+        if len(obs_shape) != 1 or obs_shape[0] not in (len(STATES), len(STATES) + 1):
+            raise ValueError(
+                f"{run_dir}: {agent} reads observations of shape {obs_shape}, not a "
+                "2x2 matrix game's"
+            )
+        for run_seed in range(spec["num_seeds"]):
+            players.append(
+                AxelrodPlayer(
+                    functools.partial(_loaded_policy, str(run_dir), agent, run_seed),
+                    name=f"{run_name}:{agent}[seed {run_seed}]",
+                    seed=run_seed,
+                    include_reward=obs_shape[0] == len(STATES) + 1,
+                )
+            )
+    return players
 
 
 def players_from_run(run_dir: str | Path) -> list[AxelrodPlayer]:

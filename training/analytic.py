@@ -54,6 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from dilemmas.agents.policy import Trained
 from dilemmas.agents.strategies import memory_one
 from dilemmas.envs import exact_ipd
 from dilemmas.training.configs import (
@@ -837,6 +838,14 @@ class AnalyticExperiment:
     def params(self, state: TrainCarry) -> jax.Array:
         """Meta-agent logits ``[num_seeds, pool_size, 5]``."""
         return state.params
+
+    def policies(self, state: TrainCarry) -> dict[str, Trained]:
+        """The meta agents as memory-one policies (``meta_0`` ...; see
+        :func:`dilemmas.agents.load_policy`)."""
+        return {
+            f"meta_{i}": Trained("memory_one", state.params[:, i], (5,), "ipd-v0")
+            for i in range(state.params.shape[1])
+        }
 
     def summary(self, state: TrainCarry, metrics: Mapping[str, Any]) -> dict:
         """Per-seed headline numbers (means over the pool) of the last iteration."""

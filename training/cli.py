@@ -7,6 +7,7 @@ dilemmas presets                           list the training presets
 dilemmas train PRESET [--set key=value]    train into a run directory
 dilemmas train --resume RUN_DIR            continue a killed or interrupted run
 dilemmas analyze RUN_DIR [RUN_DIR ...]     write a report of run directories
+dilemmas export-policies RUN_DIR           write a run's trained agents as policies
 dilemmas tournament tft RUN_DIR            Axelrod tournament of strategies and runs
 """
 
@@ -314,9 +315,21 @@ def _cmd_tournament(args: argparse.Namespace) -> int:
     players = []
     for name in args.strategies:
         if Path(name).is_dir():
-            from dilemmas.analysis.tournament import players_from_run
+            from dilemmas.analysis.tournament import (
+                players_from_policies,
+                players_from_run,
+            )
 
-            players.extend(players_from_run(name))
+            if (Path(name) / "policies").is_dir():
+                players.extend(players_from_policies(name))
+            else:
+                print(
+                    f"dilemmas tournament: {name} has no policies/ (write them with "
+                    f"`dilemmas export-policies {name}`): playing the memory-one "
+                    "probes of its evaluation.json",
+                    file=sys.stderr,
+                )
+                players.extend(players_from_run(name))
         else:
             players.append(name)
     result = run_tournament(
@@ -456,6 +469,24 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         args.run_dirs, args.out, echo=lambda note: print(f"dilemmas analyze: {note}")
     )
     print(report)
+    return 0
+
+
+def _cmd_export_policies(args: argparse.Namespace) -> int:
+    from dilemmas.training.run_dir import (
+        load_checkpoint,
+        read_config,
+        write_policies,
+    )
+    from dilemmas.training.runner import experiment_from_run
+
+    experiment = experiment_from_run(read_config(args.run_dir))
+    iteration, state = load_checkpoint(args.run_dir, experiment)
+    names = write_policies(args.run_dir, experiment, state)
+    if not names:
+        raise ValueError(f"a {experiment.kind!r} run has no policies to write")
+    folder = Path(args.run_dir) / "policies"
+    print(f"{folder}: {', '.join(names)} (iteration {iteration})")
     return 0
 
 
@@ -618,6 +649,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="report folder (default: RUN_DIR/report for a single run)",
     )
     analyze.set_defaults(run=_cmd_analyze)
+
+    export = commands.add_parser(
+        "export-policies",
+        help="write a run's trained agents to RUN_DIR/policies from its latest "
+        "checkpoint (load them with dilemmas.agents.load_policy)",
+    )
+    export.add_argument("run_dir", metavar="RUN_DIR")
+    export.set_defaults(run=_cmd_export_policies)
     return parser
 
 

@@ -19,6 +19,10 @@ weight. Entries:
                          (its latest checkpoint); seed ``s`` of this run plays seed
                          ``s mod S`` of that run's ``S`` seeds. Any game, as long as
                          it is the run's game
+``policy:RUN_DIR``       the first trained agent of any run directory, as
+                         :func:`dilemmas.agents.load_policy` returns it (seed 0 of
+                         its ``policies/``: a shaping meta agent, an A2C or PPI
+                         learner, an analytic memory-one agent); the run's game
 =======================  ===========================================================
 
 Example: ``random_tabular=3,tft,frozen:runs/step1`` plays random tabular agents in
@@ -44,11 +48,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from dilemmas.agents import strategies
+from dilemmas.agents.policy import load_policy
 from dilemmas.agents.sequence import Z_DIM, SequenceInputs
 from dilemmas.envs.matrix_games import MatrixGame
 
 RANDOM_TABULAR = "random_tabular"
 FROZEN_PREFIX = "frozen:"
+POLICY_PREFIX = "policy:"
 #: Probabilities are clipped to [EPS, 1 - EPS] before taking logs (opponent ID).
 EPS = 1e-6
 
@@ -61,9 +67,9 @@ class PoolEntry:
       label: its name in metrics and reports (``random_tabular``, ``tft``,
         ``frozen_0``, ...).
       kind: ``"random_tabular"``, ``"memory_one"``, ``"machine"`` (a strategy with
-        state) or ``"frozen"``.
+        state), ``"frozen"`` or ``"policy"``.
       weight: relative frequency.
-      path: the run directory of a frozen entry.
+      path: the run directory of a frozen or policy entry.
     """
 
     label: str
@@ -118,6 +124,12 @@ def parse_pool(text: str) -> tuple[PoolEntry, ...]:
                 raise ValueError(f"pool entry {item!r} needs a run directory")
             entries.append(PoolEntry(f"frozen_{frozen}", "frozen", weight, path))
             frozen += 1
+        elif name.startswith(POLICY_PREFIX):
+            path = name[len(POLICY_PREFIX) :].strip()
+            if not path:
+                raise ValueError(f"pool entry {item!r} needs a run directory")
+            label = f"policy_{sum(e.kind == 'policy' for e in entries)}"
+            entries.append(PoolEntry(label, "policy", weight, path))
         elif name == RANDOM_TABULAR:
             entries.append(PoolEntry(name, "random_tabular", weight))
         elif name in strategies.NAMES and name != "random_memory_one":
@@ -127,7 +139,7 @@ def parse_pool(text: str) -> tuple[PoolEntry, ...]:
             known = [n for n in strategies.NAMES if n != "random_memory_one"]
             raise ValueError(
                 f"unknown pool entry {name!r}; use {RANDOM_TABULAR!r}, a strategy "
-                f"({', '.join(known)}) or 'frozen:RUN_DIR'"
+                f"({', '.join(known)}), 'frozen:RUN_DIR' or 'policy:RUN_DIR'"
             )
     return tuple(entries)
 
@@ -144,7 +156,9 @@ def check_pool_game(entries: tuple[PoolEntry, ...], env: Any, env_id: str) -> No
     """Raise ``ValueError`` if an entry cannot play ``env`` (strategies and random
     tabular agents need a 2-action matrix game)."""
     for entry in entries:
-        if entry.kind != "frozen" and not isinstance(env, MatrixGame):
+        if entry.kind == "policy":
+            load_policy(entry.path, env_id=env_id)
+        elif entry.kind != "frozen" and not isinstance(env, MatrixGame):
             raise ValueError(
                 f"pool entry {entry.label!r} plays 2x2 matrix games only; {env_id} "
                 "is not one (use learners or frozen:RUN_DIR co-players)"
@@ -274,9 +288,14 @@ class FixedPool:
         weights = np.array([e.weight for e in entries], np.float64)
         self.log_weights = jnp.asarray(np.log(weights / weights.sum()), jnp.float32)
         self.machines = tuple(
-            (i, strategies.make(e.label))
+            (
+                i,
+                strategies.make(e.label)
+                if e.kind == "machine"
+                else load_policy(e.path),
+            )
             for i, e in enumerate(entries)
-            if e.kind == "machine"
+            if e.kind in ("machine", "policy")
         )
         self.frozen_index = tuple(
             i for i, e in enumerate(entries) if e.kind == "frozen"

@@ -53,6 +53,7 @@ import jax
 import numpy as np
 from flax import serialization
 
+from dilemmas.agents.policy import POLICY_DIR, policy_files
 from dilemmas.envs.seeding import check_seed, key_from_seed
 from dilemmas.training.configs import (
     check_ints,
@@ -179,6 +180,26 @@ def atomic_write(path: Path, data: bytes) -> None:
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+
+
+def write_policies(
+    run_dir: str | Path, experiment: Experiment, state: Any
+) -> list[str]:
+    """Write the trained agents of ``state`` to ``run_dir/policies/`` (the files
+    :func:`dilemmas.agents.load_policy` reads); returns their names. An experiment
+    without a ``policies(state)`` method writes none."""
+    exporter = getattr(experiment, "policies", None)
+    if exporter is None:
+        return []
+    folder = Path(run_dir) / POLICY_DIR
+    folder.mkdir(exist_ok=True)
+    written = []
+    for name, trained in exporter(state).items():
+        spec, data = policy_files(trained)
+        atomic_write(folder / f"{name}.msgpack", data)
+        atomic_write(folder / f"{name}.json", spec)
+        written.append(name)
+    return written
 
 
 def _write_json(path: Path, record: Any) -> None:

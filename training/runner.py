@@ -127,6 +127,7 @@ from dilemmas.training.run_dir import (
     save_checkpoint,
     state_from_bytes,
     state_to_bytes,
+    write_policies,
 )
 
 __all__ = [
@@ -547,6 +548,7 @@ class _Loop:
             self.checkpoint(iteration, state)
         evaluation = experiment.evaluate(state)
         _write_json(self.run_dir / EVALUATION_FILE, evaluation)
+        write_policies(self.run_dir, experiment, state)
         if not last_metrics:  # resumed at the end: the last metrics line
             last_metrics = self.last_logged_metrics()
         measured = (

@@ -56,6 +56,7 @@ import optax
 
 from dilemmas.agents.naive import A2CLearner, first_step_resets
 from dilemmas.agents.networks import GRUPolicy, HawkPolicy, MLPPolicy, TabularPolicy
+from dilemmas.agents.policy import NetworkPolicy, Trained
 from dilemmas.envs import make as make_env
 from dilemmas.training import estimators, losses
 from dilemmas.training.configs import (
@@ -844,6 +845,20 @@ class ShapingExperiment:
 
     def params(self, state: ShapingState) -> Any:
         return state.params
+
+    def policies(self, state: ShapingState) -> dict[str, Trained]:
+        """The meta agents as policies (``meta_0`` ...; see
+        :func:`dilemmas.agents.load_policy`)."""
+        agent = NetworkPolicy(None, self.algo.net)
+        return {
+            f"meta_{i}": Trained(
+                agent,
+                jax.tree.map(lambda x, i=i: x[:, i], state.params),
+                self.algo.obs_shape,
+                self.config.env_id,
+            )
+            for i in range(self.config.pool_size)
+        }
 
     def summary(self, state: ShapingState, metrics: Mapping[str, Any]) -> dict:
         del state
