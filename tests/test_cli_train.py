@@ -290,9 +290,17 @@ def test_tournament_takes_run_directories(monkeypatch, tmp_path, capsys):
     seen = {}
     tournament = types.ModuleType("dilemmas.analysis.tournament")
     tournament.players_from_run = lambda path: [f"p:{path}"]
+    tournament.players_from_policies = lambda path: [f"net:{path}"]
     tournament.run_tournament = lambda players, **kwargs: seen.update(players=players)
     tournament.format_report = lambda result: "report\n"
     monkeypatch.setitem(sys.modules, "dilemmas.analysis.tournament", tournament)
     assert main(["tournament", "tft", str(tmp_path), "wsls"]) == 0
     assert seen["players"] == ["tft", f"p:{tmp_path}", "wsls"]
-    assert capsys.readouterr().out == "report\n"
+    captured = capsys.readouterr()
+    assert captured.out == "report\n"
+    assert "has no policies/" in captured.err
+    # A run that wrote its policies plays the networks, not the probes.
+    (tmp_path / "policies").mkdir()
+    assert main(["tournament", str(tmp_path)]) == 0
+    assert seen["players"] == [f"net:{tmp_path}"]
+    assert "has no policies/" not in capsys.readouterr().err
