@@ -30,6 +30,21 @@ def test_envs_lists_each_gymnasium_id_beside_the_core_and_pettingzoo_ids(capsys)
         assert [core, f"dilemmas/{core}", f"dilemmas/{camel}"] in rows
 
 
+def test_a_listing_piped_into_a_reader_that_stops_ends_quietly():
+    # `dilemmas envs | head -1` once head has exited: nobody reads the pipe, so
+    # the listing's first write fails (the read end is closed before it starts).
+    code = (
+        "import sys\nfrom dilemmas.training.cli import main\nsys.exit(main(['envs']))\n"
+    )
+    listing = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    listing.stdout.close()
+    err = listing.stderr.read()
+    assert listing.wait(timeout=300) == 141
+    assert b"Traceback" not in err and b"BrokenPipe" not in err, err
+
+
 def test_strategies_lists_names(capsys):
     assert main(["strategies"]) == 0
     out = capsys.readouterr().out
