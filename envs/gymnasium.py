@@ -78,7 +78,16 @@ import numpy as np
 from flax import struct
 
 from dilemmas.envs.core import MultiAgentEnv
-from dilemmas.envs.pettingzoo import agent_info, check_action, check_scale, upscale
+from dilemmas.envs.pettingzoo import (
+    _Compiled,
+    _info_fields,
+    _InfoReader,
+    _Packed,
+    _Params,
+    check_action,
+    check_scale,
+    upscale,
+)
 from dilemmas.envs.registry import co_player_catalogue, registered
 from dilemmas.envs.registry import make as make_core
 from dilemmas.envs.seeding import check_seed, key_from_seed
@@ -134,25 +143,22 @@ def _others(num_agents: int, agent: int) -> tuple[int, ...]:
     return tuple(i for i in range(num_agents) if i != agent)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _reset(
+def _reset_fields(
     env: MultiAgentEnv,
-    agent: int,
     co_players: tuple[Any, ...],
     key: jax.Array,
     params: Any,
-):
+) -> dict[str, Any]:
     key, key_reset = jax.random.split(key)
     obs, state = env.reset(key_reset, params)
     co_states = tuple(
         jnp.zeros((), jnp.int32) if _reads_env_state(co) else co.init()
         for co in map(_unwrap, co_players)
     )
-    return key, obs, state, co_states
+    return {"key": key, "state": state, "co_state": co_states, "obs": obs}
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _step(
+def _step_fields(
     env: MultiAgentEnv,
     agent: int,
     co_players: tuple[Any, ...],
@@ -162,7 +168,7 @@ def _step(
     obs: jax.Array,
     action: jax.Array,
     params: Any,
-):
+) -> dict[str, Any]:
     key, key_co, key_step = jax.random.split(key, 3)
     others = _others(env.num_agents, agent)
     keys = [key_co] if len(others) == 1 else list(jax.random.split(key_co, len(others)))
@@ -178,7 +184,108 @@ def _step(
         new_states.append(co_state)
         actions = actions.at[other].set(co_action)
     ts = env.step(key_step, state, actions, params)
-    return key, ts, tuple(new_states), actions[jnp.array(others)]
+    return {
+        "key": key,
+        "state": ts.state,
+        "co_state": tuple(new_states),
+        "obs": ts.obs,
+        "reward": ts.reward,
+        "terminated": ts.terminated,
+        "truncated": ts.truncated,
+        **_info_fields(ts.info),
+        "co_actions": actions[jnp.array(others)],
+    }
+
+
+def _signature(co_players: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
+    """The co-players' tree structure and leaf types: what a compiled step is
+    specialised to (their leaves' values are arguments of each call)."""
+    leaves, treedef = jax.tree.flatten(co_players)
+    return treedef, tuple(jax.typeof(leaf) for leaf in leaves)
+
+
+@functools.cache
+def _compiled(
+    env: MultiAgentEnv, agent: int, params: _Params, signature: tuple[Any, Any]
+) -> _Compiled:
+    """The packed, jitted ``reset(co_players, key)`` and ``step(co_players, buffer,
+    action)`` of the learner ``agent``, closing over ``params``; shared by every
+    env over an equal core, agent and params and co-players of one signature.
+
+    The buffer holds the key, the core's state, the co-players' states, every
+    agent's observation, the step's outputs, its info and the co-players' actions;
+    after a reset the outputs are zeros.
+    """
+    values = params.value
+    treedef, types = signature
+    abstract = jax.tree.unflatten(
+        treedef,
+        [jax.ShapeDtypeStruct(t.shape, t.dtype, weak_type=t.weak_type) for t in types],
+    )
+    layouts = []
+
+    def trace(co_players: tuple[Any, ...], key: jax.Array) -> None:
+        start = _reset_fields(env, co_players, key, values)
+        fields = _step_fields(
+            env,
+            agent,
+            co_players,
+            start["key"],
+            start["state"],
+            start["co_state"],
+            start["obs"],
+            jnp.int32(0),
+            values,
+        )
+        layouts.append(_Packed(fields))
+
+    jax.eval_shape(trace, abstract, key_from_seed(0))
+    (layout,) = layouts
+
+    def reset(co_players: tuple[Any, ...], key: jax.Array) -> jax.Array:
+        fields = _reset_fields(env, co_players, key, values)
+        # A co-player's init() may type its state loosely (a Python 0, say): it is
+        # stored as the state act() returns.
+        co_treedef = layout.treedefs["co_state"]
+        try:
+            co_leaves = co_treedef.flatten_up_to(fields["co_state"])
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                "a co-player's init() must return a state of the structure its "
+                f"act() returns: {error}"
+            ) from None
+        fields["co_state"] = jax.tree.unflatten(
+            co_treedef,
+            [
+                leaf if slot.impl is not None else jnp.asarray(leaf).astype(slot.dtype)
+                for leaf, slot in zip(co_leaves, layout.slots["co_state"], strict=True)
+            ],
+        )
+        for name in layout.names:
+            if name not in fields:
+                slot = layout.slot(name)
+                fields[name] = jnp.zeros(slot.shape, slot.dtype)
+        return layout.pack(fields)
+
+    def step(
+        co_players: tuple[Any, ...], buffer: jax.Array, action: jax.Array
+    ) -> jax.Array:
+        f = layout.unpack(buffer)
+        return layout.pack(
+            _step_fields(
+                env,
+                agent,
+                co_players,
+                f["key"],
+                f["state"],
+                f["co_state"],
+                f["obs"],
+                action,
+                values,
+            )
+        )
+
+    return _Compiled(layout, jax.jit(reset), jax.jit(step))
 
 
 def named_co_player(env: MultiAgentEnv, name: str, **kwargs: Any) -> Any:
@@ -285,7 +392,7 @@ class SingleAgentEnv(gymnasium.Env):
         others = _others(env.num_agents, agent)
         co_players = _resolve_co_players(env, co_player, co_player_kwargs, others)
         self.core = env
-        self.params = default_params if params is None else params
+        self._params = default_params if params is None else params
         #: The co-player objects, one per index in :attr:`co_player_agents`.
         self.co_players = co_players
         #: The co-players' indices, in order.
@@ -298,9 +405,75 @@ class SingleAgentEnv(gymnasium.Env):
         self.metadata = {**self.metadata, "render_modes": list(env.render_modes)}
         self.observation_space = env.observation_space()
         self.action_space = env.action_space()
-        self._key = None
-        self._state = None
+        self._build_compiled()
+        # The episode: the packed buffer of the last reset or step (key, states,
+        # observations, outputs) on the device, and the same bytes on the host.
+        self._buffer: jax.Array | None = None
+        self._host: np.ndarray | None = None
         self._done = False
+
+    def _build_compiled(self) -> None:
+        compiled = _compiled(
+            self.core, self.agent, _Params(self._params), _signature(self._traceable)
+        )
+        layout = self._layout = compiled.layout
+        self._reset_fn, self._step_fn = compiled.reset, compiled.step
+        self._obs_slot = layout.slot("obs")
+        self._reward_slot = layout.slot("reward")
+        self._terminated_slot = layout.slot("terminated")
+        self._truncated_slot = layout.slot("truncated")
+        self._co_actions_slot = layout.slot("co_actions")
+        self._info_reader = _InfoReader(layout, self.core.num_agents)
+
+    @property
+    def params(self) -> Any:
+        """The core's params; the compiled step closes over them, so setting new
+        params recompiles (once per distinct value) and, if the packed layout
+        changes with them, ends the episode (``reset`` is needed)."""
+        return self._params
+
+    @params.setter
+    def params(self, params: Any) -> None:
+        layout = self._layout
+        self._params = params
+        self._build_compiled()
+        if self._buffer is not None and (
+            self._layout.size != layout.size
+            or self._layout.slots != layout.slots
+            or self._layout.treedefs != layout.treedefs
+        ):
+            self._buffer = self._host = None
+
+    def _read(self, name: str) -> Any:
+        return None if self._host is None else self._layout.read(self._host, name)
+
+    @property
+    def _key(self) -> jax.Array | None:
+        """The key the next step splits (read from the packed buffer)."""
+        return self._read("key")
+
+    @property
+    def _state(self) -> Any:
+        """The core's state (read from the packed buffer; assignable)."""
+        return self._read("state")
+
+    @_state.setter
+    def _state(self, state: Any) -> None:
+        if self._host is None:
+            raise ValueError("the state can be set only after reset()")
+        host = self._host.copy()
+        self._layout.write(host, "state", state)
+        self._buffer, self._host = jax.device_put(host), host
+
+    @property
+    def _co_state(self) -> Any:
+        """The co-players' states (read from the packed buffer)."""
+        return self._read("co_state")
+
+    @property
+    def _obs_all(self) -> Any:
+        """Every agent's last observation (read from the packed buffer)."""
+        return self._read("obs")
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Start an episode; ``seed`` is any integer (see the module docstring)."""
@@ -316,58 +489,40 @@ class SingleAgentEnv(gymnasium.Env):
                 super().reset(seed=2**64 + (high << 32 | low))
             else:
                 super().reset(seed=seed)
-        key, obs, state, co_state = _reset(
-            self.core, self.agent, self._traceable, key, self.params
-        )
-        self._key, self._state, self._co_state, self._obs_all = (
-            key,
-            state,
-            co_state,
-            obs,
-        )
+        buffer = self._reset_fn(self._traceable, key)
+        host = np.asarray(buffer)
+        self._buffer, self._host = buffer, host
         self._done = False
-        return np.asarray(obs[self.agent]), {}
+        return self._obs_slot.view(host)[self.agent], {}
 
     def step(self, action: Any):
-        if self._state is None:
+        if self._buffer is None:
             raise ValueError("step() called before reset()")
         if self._done:
             raise ValueError("step() called after the episode ended; call reset()")
-        action = check_action(action, self.action_space, f"player_{self.agent}")
-        key, ts, co_state, co_actions = _step(
-            self.core,
-            self.agent,
-            self._traceable,
-            self._key,
-            self._state,
-            self._co_state,
-            self._obs_all,
-            jnp.int32(action),
-            self.params,
-        )
-        obs, reward, terminated, truncated, co_actions, core_info = jax.device_get(
-            (ts.obs, ts.reward, ts.terminated, ts.truncated, co_actions, ts.info)
-        )
-        self._key, self._state, self._co_state, self._obs_all = (
-            key,
-            ts.state,
-            co_state,
-            ts.obs,
-        )
-        self._done = bool(terminated or truncated)
-        info = agent_info(core_info, self.agent, self.core.num_agents)
+        if type(action) is not int or not 0 <= action < self.action_space.n:
+            action = check_action(action, self.action_space, f"player_{self.agent}")
+        buffer = self._step_fn(self._traceable, self._buffer, np.int32(action))
+        host = np.asarray(buffer)  # the step's one device-to-host transfer
+        self._buffer, self._host = buffer, host
+        terminated = bool(self._terminated_slot.view(host))
+        truncated = bool(self._truncated_slot.view(host))
+        self._done = terminated or truncated
+        info = self._info_reader.one_agent(host, self.agent)
+        co_actions = self._co_actions_slot.view(host).tolist()
         if len(self.co_player_agents) == 1:
-            info["co_player_action"] = int(co_actions[0])
+            info["co_player_action"] = co_actions[0]
         else:
             info["co_player_actions"] = {
-                f"player_{other}": int(move)
+                f"player_{other}": move
                 for other, move in zip(self.co_player_agents, co_actions, strict=True)
             }
+        reward = self._reward_slot.view(host)[self.agent]
         return (
-            obs[self.agent],
-            float(reward[self.agent]),
-            bool(terminated),
-            bool(truncated),
+            self._obs_slot.view(host)[self.agent],
+            float(reward),
+            terminated,
+            truncated,
             info,
         )
 
@@ -375,12 +530,13 @@ class SingleAgentEnv(gymnasium.Env):
         if self.render_mode is None:
             gymnasium.logger.warn("render() called without a render_mode")
             return None
-        if self._state is None:
+        state = self._state
+        if state is None:
             raise ValueError("render() called before reset()")
         if self.render_mode == "rgb_array":
-            frame = self.core.render_rgb(self._state, self.params)
+            frame = self.core.render_rgb(state, self.params)
             return upscale(frame, self.scale)
-        return self.core.render_ansi(self._state, self.params)
+        return self.core.render_ansi(state, self.params)
 
 
 def register_all() -> None:

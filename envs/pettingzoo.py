@@ -10,7 +10,10 @@ or directly as ``dilemmas.envs.pettingzoo.parallel_env("ipd-v0", payoffs="lola")
 
 The adapter is thin: ``step`` validates the actions, calls the jitted core ``step`` once
 and converts the result to numpy dicts keyed by ``player_0 ... player_{N-1}``. The
-trajectory is exactly the core's under this key schedule::
+compiled step closes over the params and keeps the key, the core's state and every
+output of the step (observations, rewards, flags, info) in one flat byte buffer, so a
+step is one compiled call and one device-to-host transfer.
+The trajectory is exactly the core's under this key schedule::
 
     key = dilemmas.envs.seeding.key_from_seed(seed)  # jax.random.key(seed) if < 2**32
     key, key_reset = jax.random.split(key);  obs, state = core.reset(key_reset, params)
@@ -45,7 +48,8 @@ or only warns. A done agent is stepped with ``None``, as PettingZoo requires.
 from __future__ import annotations
 
 import functools
-from typing import Any
+import math
+from typing import Any, NamedTuple
 
 import gymnasium.spaces
 import jax
@@ -61,28 +65,300 @@ from dilemmas.envs.registry import registered
 from dilemmas.envs.seeding import check_seed, key_from_seed
 
 
-@functools.cache
-def _compiled(env: MultiAgentEnv):
-    """Jitted reset and step of ``env``, shared by every face over an equal env.
+class _Slot(NamedTuple):
+    """Where one array lives in a :class:`_Packed` buffer."""
 
-    ``step`` packs reward and the two flags into one float32 vector, so a step costs
-    one compiled call and two device-to-host copies (three with a non-empty info).
+    offset: int
+    nbytes: int
+    dtype: np.dtype  # of the stored data (a key's key data)
+    shape: tuple[int, ...]
+    impl: Any  # the PRNG implementation of a key, else None
+
+    def view(self, host: np.ndarray) -> np.ndarray:
+        """This array in ``host`` (the buffer on the host), a view with no copy."""
+        data = host[self.offset : self.offset + self.nbytes]
+        return data.view(self.dtype).reshape(self.shape)
+
+
+class _Packed:
+    """A layout of named pytrees of arrays in one flat ``uint8`` buffer.
+
+    The faces' compiled calls return everything a step makes (key, state, outputs)
+    as one such buffer, so a step costs one device-to-host transfer, and take the
+    previous buffer back as their input. Every leaf is stored bit for bit (``bool``
+    as one byte, a PRNG key as its key data) at an offset aligned to 8 bytes;
+    :meth:`pack` and :meth:`unpack` run inside ``jit``, :meth:`read` and
+    :meth:`write` on the host.
+
+    Args:
+      fields: ``{name: pytree}`` of arrays, tracers or ``jax.ShapeDtypeStruct``
+        with concrete dtypes (a key's implementation is read from the array or
+        tracer, so pass those for keys).
     """
 
-    def reset(key: jax.Array, params: Any):
+    def __init__(self, fields: dict[str, Any]):
+        self.names = tuple(fields)
+        self.treedefs: dict[str, Any] = {}
+        self.slots: dict[str, tuple[_Slot, ...]] = {}
+        offset = 0
+        for name, tree in fields.items():
+            leaves, self.treedefs[name] = jax.tree.flatten(tree)
+            slots = []
+            for leaf in leaves:
+                impl = None
+                if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+                    impl = jax.random.key_impl(leaf)
+                    leaf = jax.eval_shape(jax.random.key_data, leaf)
+                dtype = np.dtype(leaf.dtype)
+                shape = tuple(leaf.shape)
+                nbytes = dtype.itemsize * math.prod(shape)
+                slots.append(_Slot(offset, nbytes, dtype, shape, impl))
+                offset += -(-nbytes // 8) * 8
+            self.slots[name] = tuple(slots)
+        self.size = max(offset, 8)
+
+    def slot(self, name: str) -> _Slot:
+        """The slot of field ``name``, which must be a single array."""
+        (slot,) = self.slots[name]
+        return slot
+
+    def pack(self, fields: dict[str, Any]) -> jax.Array:
+        """``uint8[size]`` holding ``fields`` (traced; shapes and dtypes checked)."""
+        parts = []
+        for name in self.names:
+            leaves = self.treedefs[name].flatten_up_to(fields[name])
+            for slot, leaf in zip(self.slots[name], leaves, strict=True):
+                if slot.impl is not None:
+                    leaf = jax.random.key_data(leaf)
+                leaf = jnp.asarray(leaf)
+                if leaf.shape != slot.shape or leaf.dtype != slot.dtype:
+                    raise ValueError(
+                        f"{name}: expected {slot.dtype}{list(slot.shape)}, got "
+                        f"{leaf.dtype}{list(leaf.shape)}"
+                    )
+                if slot.nbytes == 0:
+                    continue
+                if leaf.dtype == jnp.bool_:
+                    data = leaf.astype(jnp.uint8)
+                else:
+                    data = jax.lax.bitcast_convert_type(leaf, jnp.uint8)
+                parts.append(data.reshape(-1))
+                padding = -slot.nbytes % 8
+                if padding:
+                    parts.append(jnp.zeros((padding,), jnp.uint8))
+        used = sum(part.shape[0] for part in parts)
+        if used < self.size:
+            parts.append(jnp.zeros((self.size - used,), jnp.uint8))
+        return jnp.concatenate(parts)
+
+    def unpack(self, buffer: jax.Array) -> dict[str, Any]:
+        """The fields stored in ``buffer`` (traced)."""
+        fields = {}
+        for name in self.names:
+            leaves = []
+            for slot in self.slots[name]:
+                if slot.nbytes == 0:
+                    leaf = jnp.zeros(slot.shape, slot.dtype)
+                else:
+                    data = buffer[slot.offset : slot.offset + slot.nbytes]
+                    if slot.dtype == np.bool_:
+                        leaf = (data != 0).reshape(slot.shape)
+                    elif slot.dtype.itemsize == 1:
+                        leaf = jax.lax.bitcast_convert_type(data, slot.dtype)
+                        leaf = leaf.reshape(slot.shape)
+                    else:
+                        data = data.reshape(*slot.shape, slot.dtype.itemsize)
+                        leaf = jax.lax.bitcast_convert_type(data, slot.dtype)
+                if slot.impl is not None:
+                    leaf = jax.random.wrap_key_data(leaf, impl=slot.impl)
+                leaves.append(leaf)
+            fields[name] = jax.tree.unflatten(self.treedefs[name], leaves)
+        return fields
+
+    def read(self, host: np.ndarray, name: str) -> Any:
+        """Field ``name`` of ``host`` (the buffer on the host) as JAX arrays."""
+        leaves = []
+        for slot in self.slots[name]:
+            leaf = jnp.asarray(slot.view(host))
+            if slot.impl is not None:
+                leaf = jax.random.wrap_key_data(leaf, impl=slot.impl)
+            leaves.append(leaf)
+        return jax.tree.unflatten(self.treedefs[name], leaves)
+
+    def write(self, host: np.ndarray, name: str, value: Any) -> None:
+        """Store ``value`` as field ``name`` in ``host`` (a writable host buffer).
+
+        ``ValueError`` if its structure, shapes or dtypes differ from the field's;
+        ``host`` is changed only when every leaf fits.
+        """
+        try:
+            leaves = self.treedefs[name].flatten_up_to(value)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"{name} must have the structure {self.treedefs[name]}: {error}"
+            ) from None
+        data = []
+        for slot, leaf in zip(self.slots[name], leaves, strict=True):
+            if slot.impl is not None:
+                leaf = jax.random.key_data(leaf)
+            leaf = np.asarray(leaf)
+            if leaf.shape != slot.shape or leaf.dtype != slot.dtype:
+                raise ValueError(
+                    f"{name}: expected {slot.dtype}{list(slot.shape)}, got "
+                    f"{leaf.dtype}{list(leaf.shape)}"
+                )
+            data.append(np.ascontiguousarray(leaf).reshape(-1).view(np.uint8))
+        for slot, bytes_ in zip(self.slots[name], data, strict=True):
+            host[slot.offset : slot.offset + slot.nbytes] = bytes_
+
+
+class _Params:
+    """Params as a hashable value: equal when the trees, leaf types, dtypes, shapes
+    and bytes are equal, so every face over equal params shares one compiled step
+    that closes over them. Params whose bytes cannot be read (keys, say) are equal
+    only to themselves."""
+
+    def __init__(self, value: Any):
+        self.value = value
+        leaves, treedef = jax.tree.flatten(value)
+        try:
+            signature = tuple(
+                (
+                    type(leaf),
+                    getattr(leaf, "weak_type", False),
+                    host.dtype.str,
+                    host.shape,
+                    host.tobytes(),
+                )
+                for leaf, host in zip(
+                    leaves, map(np.asarray, jax.device_get(leaves)), strict=True
+                )
+            )
+            self._key: Any = (treedef, signature)
+            self._hash = hash(self._key)
+        except (TypeError, ValueError):
+            self._key = ("id", id(value))
+            self._hash = hash(self._key)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _Params):
+            return NotImplemented
+        return self._hash == other._hash and self._key == other._key
+
+
+def _info_fields(info: dict[str, Any]) -> dict[str, Any]:
+    """The core's ``info`` as :class:`_Packed` fields ``info:<name>``, in sorted
+    order (the order of a compiled call's dict output)."""
+    return {f"info:{name}": info[name] for name in sorted(info)}
+
+
+class _InfoReader:
+    """Each agent's part of the packed ``info`` (see :func:`agent_info`)."""
+
+    def __init__(self, layout: _Packed, num_agents: int):
+        self.entries = []
+        for field in layout.names:
+            if not field.startswith("info:"):
+                continue
+            slot = layout.slot(field)
+            if slot.shape == (num_agents,):
+                kind = "scalar"  # each agent's own 0-d element, as a Python scalar
+            elif slot.shape and slot.shape[0] == num_agents:
+                kind = "row"  # each agent's own row
+            else:
+                kind = "shared"  # all of it, for every agent
+            self.entries.append((field.removeprefix("info:"), slot, kind))
+
+    def all_agents(self, host: np.ndarray, num_agents: int) -> list[dict[str, Any]]:
+        infos: list[dict[str, Any]] = [{} for _ in range(num_agents)]
+        for name, slot, kind in self.entries:
+            value = slot.view(host)
+            if kind == "scalar":
+                for own, element in zip(infos, value.tolist(), strict=True):
+                    own[name] = element
+            elif kind == "row":
+                for own, row in zip(infos, value, strict=True):
+                    own[name] = row
+            else:
+                shared = value.item() if value.ndim == 0 else value
+                for own in infos:
+                    own[name] = shared
+        return infos
+
+    def one_agent(self, host: np.ndarray, agent: int) -> dict[str, Any]:
+        own = {}
+        for name, slot, kind in self.entries:
+            value = slot.view(host)
+            if kind == "scalar":
+                own[name] = value[agent].item()
+            elif kind == "row":
+                own[name] = value[agent]
+            else:
+                own[name] = value.item() if value.ndim == 0 else value
+        return own
+
+
+class _Compiled(NamedTuple):
+    layout: _Packed
+    reset: Any  # key -> buffer
+    step: Any  # (buffer, int32[N] actions) -> buffer
+
+
+@functools.cache
+def _compiled(env: MultiAgentEnv, params: _Params) -> _Compiled:
+    """The packed, jitted reset and step of ``env`` over ``params`` (closed over),
+    shared by every face over an equal env and equal params.
+
+    The buffer holds ``key``, ``state``, the step's outputs (``obs``, ``reward``,
+    ``terminated``, ``truncated``) and its info (:func:`_info_fields`); after a
+    reset the outputs but ``obs`` are zeros.
+    """
+    values = params.value
+
+    def reset_fields(key: jax.Array) -> dict[str, Any]:
         key, key_reset = jax.random.split(key)
-        obs, state = env.reset(key_reset, params)
-        return key, obs, state
+        obs, state = env.reset(key_reset, values)
+        return {"key": key, "state": state, "obs": obs}
 
-    def step(key: jax.Array, state: Any, actions: jax.Array, params: Any):
+    def step_fields(key: jax.Array, state: Any, actions: jax.Array) -> dict[str, Any]:
         key, key_step = jax.random.split(key)
-        ts = env.step(key_step, state, actions, params)
-        scalars = jnp.concatenate(
-            [ts.reward, jnp.stack([ts.terminated, ts.truncated])]
-        ).astype(jnp.float32)
-        return key, ts.state, ts.obs, scalars, ts.info
+        ts = env.step(key_step, state, actions, values)
+        return {
+            "key": key,
+            "state": ts.state,
+            "obs": ts.obs,
+            "reward": ts.reward,
+            "terminated": ts.terminated,
+            "truncated": ts.truncated,
+            **_info_fields(ts.info),
+        }
 
-    return jax.jit(reset), jax.jit(step)
+    layouts = []
+
+    def trace(key: jax.Array) -> None:
+        start = reset_fields(key)
+        actions = jnp.zeros((env.num_agents,), jnp.int32)
+        layouts.append(_Packed(step_fields(start["key"], start["state"], actions)))
+
+    jax.eval_shape(trace, key_from_seed(0))
+    (layout,) = layouts
+
+    def reset(key: jax.Array) -> jax.Array:
+        fields = reset_fields(key)
+        for name in layout.names:
+            if name not in fields:
+                (slot,) = layout.slots[name]
+                fields[name] = jnp.zeros(slot.shape, slot.dtype)
+        return layout.pack(fields)
+
+    def step(buffer: jax.Array, actions: jax.Array) -> jax.Array:
+        fields = layout.unpack(buffer)
+        return layout.pack(step_fields(fields["key"], fields["state"], actions))
+
+    return _Compiled(layout, jax.jit(reset), jax.jit(step))
 
 
 def check_action(action: Any, space: gymnasium.spaces.Discrete, agent: str) -> int:
@@ -196,7 +472,7 @@ class JaxParallelEnv(pettingzoo.ParallelEnv):
         ):
             raise ValueError(f"max_cycles must be a positive int, got {max_cycles!r}")
         self.core = env
-        self.params = env.default_params if params is None else params
+        self._params = env.default_params if params is None else params
         self.render_mode = render_mode
         self.max_cycles = None if max_cycles is None else int(max_cycles)
         self.metadata = {
@@ -207,12 +483,70 @@ class JaxParallelEnv(pettingzoo.ParallelEnv):
         self.possible_agents = [f"player_{i}" for i in range(env.num_agents)]
         self._index = {agent: i for i, agent in enumerate(self.possible_agents)}
         self._build_spaces()
-        self._reset_fn, self._step_fn = _compiled(env)
+        self._build_compiled()
         self.agents: list[str] = []
-        self._key = None
-        self._state = None
+        # The episode: the packed buffer of the last reset or step (key, state,
+        # outputs) on the device, and the same bytes on the host.
+        self._buffer: jax.Array | None = None
+        self._host: np.ndarray | None = None
         self._obs: np.ndarray | None = None
         self._num_steps = 0
+
+    def _build_compiled(self) -> None:
+        compiled = _compiled(self.core, _Params(self._params))
+        self._layout = compiled.layout
+        self._reset_fn, self._step_fn = compiled.reset, compiled.step
+        layout = compiled.layout
+        self._obs_slot = layout.slot("obs")
+        self._reward_slot = layout.slot("reward")
+        self._terminated_slot = layout.slot("terminated")
+        self._truncated_slot = layout.slot("truncated")
+        self._info_reader = _InfoReader(layout, self.core.num_agents)
+        self._num_actions = [
+            self._action_spaces[agent].n for agent in self.possible_agents
+        ]
+
+    @property
+    def params(self) -> Any:
+        """The core's params; the compiled step closes over them, so setting new
+        params recompiles (once per distinct value) and, if the packed layout
+        changes with them, ends the episode (``reset`` is needed)."""
+        return self._params
+
+    @params.setter
+    def params(self, params: Any) -> None:
+        layout = self._layout
+        self._params = params
+        self._build_compiled()
+        if self._buffer is not None and (
+            self._layout.size != layout.size
+            or self._layout.slots != layout.slots
+            or self._layout.treedefs != layout.treedefs
+        ):
+            self._buffer = self._host = self._obs = None
+            self.agents = []
+
+    @property
+    def _key(self) -> jax.Array | None:
+        """The key the next step splits (read from the packed buffer)."""
+        if self._host is None:
+            return None
+        return self._layout.read(self._host, "key")
+
+    @property
+    def _state(self) -> Any:
+        """The core's state (read from the packed buffer; assignable)."""
+        if self._host is None:
+            return None
+        return self._layout.read(self._host, "state")
+
+    @_state.setter
+    def _state(self, state: Any) -> None:
+        if self._host is None:
+            raise ValueError("the state can be set only after reset()")
+        host = self._host.copy()
+        self._layout.write(host, "state", state)
+        self._buffer, self._host = jax.device_put(host), host
 
     def _build_spaces(self) -> None:
         self._observation_spaces = {
@@ -247,16 +581,17 @@ class JaxParallelEnv(pettingzoo.ParallelEnv):
         del options
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
-        key, obs, state = self._reset_fn(key_from_seed(seed), self.params)
-        self._key, self._state = key, state
-        self._obs = np.asarray(obs)
+        buffer = self._reset_fn(key_from_seed(seed))
+        host = np.asarray(buffer)
+        self._buffer, self._host = buffer, host
+        self._obs = self._obs_slot.view(host)
         self._num_steps = 0
         self.agents = list(self.possible_agents)
-        observations = {agent: self._obs[i] for i, agent in enumerate(self.agents)}
+        observations = dict(zip(self.agents, self._obs, strict=True))
         return observations, {agent: {} for agent in self.agents}
 
     def _check_running(self) -> None:
-        if self._state is None:
+        if self._buffer is None:
             raise ValueError("step() called before reset()")
         if not self.agents:
             raise ValueError("step() called after every agent is done; call reset()")
@@ -274,6 +609,16 @@ class JaxParallelEnv(pettingzoo.ParallelEnv):
         return check_action(action, self._action_spaces[agent], agent)
 
     def _validated_actions(self, actions: dict) -> np.ndarray:
+        # The common case first: a dict of every live agent's in-range Python int.
+        agents, num_agents = self.agents, len(self.possible_agents)
+        if type(actions) is dict and len(actions) == len(agents) == num_agents:
+            joint = [actions.get(agent) for agent in agents]
+            if all(
+                type(action) is int and 0 <= action < n
+                for action, n in zip(joint, self._num_actions, strict=True)
+            ):
+                return np.array(joint, np.int32)
+        # Anything else, checked one by one (this raises the errors).
         self._check_running()
         if not isinstance(actions, dict):
             raise ValueError(
@@ -298,28 +643,24 @@ class JaxParallelEnv(pettingzoo.ParallelEnv):
 
     def step(self, actions: dict):
         joint = self._validated_actions(actions)
-        key, state, obs, scalars, info = self._step_fn(
-            self._key, self._state, joint, self.params
-        )
-        obs, scalars = np.asarray(obs), np.asarray(scalars)
-        info = jax.device_get(info) if info else {}
-        num_agents = len(self.possible_agents)
-        self._key, self._state, self._obs = key, state, obs
+        buffer = self._step_fn(self._buffer, joint)
+        host = np.asarray(buffer)  # the step's one device-to-host transfer
+        self._buffer, self._host = buffer, host
+        self._obs = obs = self._obs_slot.view(host)
         self._num_steps += 1
-        terminated = bool(scalars[num_agents])
-        truncated = bool(scalars[num_agents + 1]) or (
+        terminated = bool(self._terminated_slot.view(host))
+        truncated = bool(self._truncated_slot.view(host)) or (
             self.max_cycles is not None and self._num_steps >= self.max_cycles
         )
         agents = self.agents
+        rewards = self._reward_slot.view(host).astype(np.float32, copy=False).tolist()
+        infos = self._info_reader.all_agents(host, len(agents))
         result = (
-            {agent: obs[self._index[agent]] for agent in agents},
-            {agent: float(scalars[self._index[agent]]) for agent in agents},
+            dict(zip(agents, obs, strict=True)),
+            dict(zip(agents, rewards, strict=True)),
             dict.fromkeys(agents, terminated),
             dict.fromkeys(agents, truncated),
-            {
-                agent: agent_info(info, self._index[agent], num_agents)
-                for agent in agents
-            },
+            dict(zip(agents, infos, strict=True)),
         )
         if terminated or truncated:
             self.agents = []
@@ -332,12 +673,13 @@ class JaxParallelEnv(pettingzoo.ParallelEnv):
         if self.render_mode is None:
             gymnasium.logger.warn("render() called without a render_mode")
             return None
-        if self._state is None:
+        state = self._state
+        if state is None:
             raise ValueError("render() called before reset()")
         if self.render_mode == "rgb_array":
-            frame = self.core.render_rgb(self._state, self.params)
+            frame = self.core.render_rgb(state, self.params)
             return upscale(frame, self.scale)
-        text = self.core.render_ansi(self._state, self.params)
+        text = self.core.render_ansi(state, self.params)
         if self.render_mode == "human":
             print(text)
             return None
@@ -352,27 +694,37 @@ class JaxParallelEnv(pettingzoo.ParallelEnv):
     def close(self) -> None:
         pass
 
+    _COMPILED = (
+        "_observation_spaces",
+        "_action_spaces",
+        "state_space",
+        "_layout",
+        "_reset_fn",
+        "_step_fn",
+        "_obs_slot",
+        "_reward_slot",
+        "_terminated_slot",
+        "_truncated_slot",
+        "_info_reader",
+        "_num_actions",
+    )
+
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        for name in (
-            "_observation_spaces",
-            "_action_spaces",
-            "state_space",
-            "_reset_fn",
-            "_step_fn",
-        ):
+        for name in self._COMPILED:
             state[name] = None
-        if self._key is not None:
-            state["_key"] = np.asarray(jax.random.key_data(self._key))
-            state["_state"] = jax.device_get(self._state)
+        state["_buffer"] = state["_obs"] = None
+        if self._host is not None:
+            state["_host"] = self._host.copy()
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        if self._key is not None:
-            self._key = jax.random.wrap_key_data(self._key)
         self._build_spaces()
-        self._reset_fn, self._step_fn = _compiled(self.core)
+        self._build_compiled()
+        if self._host is not None:
+            self._buffer = jax.device_put(self._host)
+            self._obs = self._obs_slot.view(self._host)
 
 
 def parallel_env(
