@@ -31,12 +31,14 @@ from dilemmas.analysis.report_evaluation import (
     pool_evaluation,
 )
 from dilemmas.analysis.report_runs import Group, Run, is_number, package_version
+from dilemmas.analysis.verdict import shaping_verdict
 
 #: Section headings of ``report.md``, in order (those of :data:`OPTIONAL_SECTIONS`
 #: only for the runs they concern; a Comparison of the groups follows Learning
 #: curves when there are several).
 SECTIONS: tuple[str, ...] = (
     "Runs",
+    "Verdict",
     "Learning curves",
     "Training curves per pairing",
     "Payoff space",
@@ -48,9 +50,11 @@ SECTIONS: tuple[str, ...] = (
     "Grid panels",
     "Notes",
 )
-#: Sections that appear only for some kinds of run: Grid panels for grid games, the
-#: others for co-player inference runs (:mod:`dilemmas.analysis.report_coplayer`).
+#: Sections that appear only for some kinds of run: Verdict for shaping runs of a
+#: prisoner's dilemma, Grid panels for grid games, the others for co-player
+#: inference runs (:mod:`dilemmas.analysis.report_coplayer`).
 OPTIONAL_SECTIONS: tuple[str, ...] = (
+    "Verdict",
     "Training curves per pairing",
     "Within-episode curves",
     "Best-response gap",
@@ -432,6 +436,45 @@ class ReportWriter:
                 "seeds.",
             )
 
+    def verdict(self) -> None:
+        """Each group's :func:`~dilemmas.analysis.verdict.shaping_verdict`, the
+        lines ``dilemmas train`` prints at the end of a shaping run."""
+        verdicts = [
+            shaping_verdict(
+                {
+                    "game": ev.game,
+                    "pairs": [
+                        {"row": row, "col": col, "reward": pair["reward"]}
+                        for (row, _, col), pair in (
+                            (name.partition(" vs "), pair)
+                            for name, pair in ev.pairs.items()
+                            if "reward" in pair
+                        )
+                    ],
+                }
+            )
+            if ev.game
+            else None
+            for ev in self.evaluations
+        ]
+        if not any(v is not None for v in verdicts):
+            return
+        self.doc.heading(2, "Verdict")
+        self.doc.text(
+            "The learning-aware agent (`meta_0`) against fresh naive learners, per "
+            "seed of the evaluation, tested by "
+            "`dilemmas.analysis.verdict.shaping_verdict` (the lines `dilemmas train` "
+            "prints): it *shapes* them when it earns more from them than an "
+            "always-defector earns from the same learners (same initialisations "
+            "and keys), and *extorts* them when it earns more than mutual "
+            "cooperation while they earn less than mutual defection."
+        )
+        for index, verdict in enumerate(verdicts):
+            if verdict is None:
+                continue
+            self.group_heading(index)
+            self.doc.bullets(verdict.lines())
+
     def extortion(self) -> None:
         self.doc.heading(2, "Extortion")
         if not any(ev.memory_one for ev in self.evaluations):
@@ -610,6 +653,7 @@ class ReportWriter:
             f"{datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}."
         )
         self.runs()
+        self.verdict()
         self.learning_curves()
         self.comparison()
         report_coplayer.pairing_curves(self)

@@ -304,3 +304,30 @@ def test_tournament_takes_run_directories(monkeypatch, tmp_path, capsys):
     assert main(["tournament", str(tmp_path)]) == 0
     assert seen["players"] == [f"net:{tmp_path}"]
     assert "has no policies/" not in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_quickstart_verdict_holds_scaled_down_and_fails_untrained(tmp_path, capsys):
+    """The README's first command at 80 of its 150 iterations (8 seeds, about 3
+    minutes on 2 cores): the learning-aware agent shapes its naive learners (earns
+    more from them than an always-defector from the same learners) in most seeds,
+    and `dilemmas train` prints the verdict of analysis.verdict. The same test fails
+    for an agent that has not learnt (1 iteration): it shapes in no seed."""
+    from dilemmas.analysis.verdict import shaping_verdict
+
+    def verdict(iterations):
+        run_dir = tmp_path / f"quickstart-{iterations}"
+        argv = ["train", "--set", f"iterations={iterations}", "--run-dir", str(run_dir)]
+        assert main([*argv, "--no-progress"]) == 0
+        out = capsys.readouterr().out
+        found = shaping_verdict(json.loads((run_dir / "evaluation.json").read_text()))
+        for line in found.lines():
+            assert line in out
+        return found
+
+    trained = verdict(80)
+    assert trained.num_seeds == 8
+    assert trained.shapes.sum() >= 4, trained
+    assert (trained.naive_reward < 0.0).all(), trained
+    untrained = verdict(1)
+    assert not untrained.shapes.any(), untrained

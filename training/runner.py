@@ -77,6 +77,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from dilemmas.analysis.verdict import shaping_verdict
 from dilemmas.envs.seeding import key_from_seed
 from dilemmas.training.configs import (
     check_memory,
@@ -365,7 +366,8 @@ def _headline(headline: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, An
 
 
 def format_summary(summary: Mapping[str, Any], run_dir: str | Path) -> str:
-    """The short result printed at the end of a run."""
+    """The short result printed at the end of a run: each headline's mean ± std over
+    seeds, and from 4 seeds on its median and interquartile range."""
     lines = [
         f"{summary['status']} after {summary['iterations_completed']} iterations "
         f"in {summary['wall_time']:.1f} s: {run_dir}"
@@ -379,6 +381,9 @@ def format_summary(summary: Mapping[str, Any], run_dir: str | Path) -> str:
         shown = "n/a" if mean is None else f"{mean:+.3f}"
         if seeds.size > 1:
             shown += f" ± {seeds.std():.3f} over {seeds.size} seeds"
+        if seeds.size >= 4:
+            q1, median, q3 = np.percentile(seeds, [25, 50, 75])
+            shown += f" (median {median:+.3f}, IQR {q1:+.3f} to {q3:+.3f})"
         lines.append(f"  {name:<{width}}  {shown}")
     return "\n".join(lines)
 
@@ -567,6 +572,14 @@ class _Loop:
             timing={k: round(v, 4) for k, v in timing.items()},
         )
         print(f"{self.label}: {format_summary(summary, self.run_dir)}")
+        verdict = shaping_verdict(evaluation)
+        if verdict is not None:
+            print(
+                f"  the learning-aware agent ({EVALUATION_FILE}, the test "
+                "`dilemmas analyze` reports):"
+            )
+            for line in verdict.lines():
+                print(f"    {line}")
         return summary
 
     def write_metrics(

@@ -24,6 +24,7 @@ from dilemmas.analysis.report import (
     load_run,
     write_report,
 )
+from dilemmas.analysis.verdict import shaping_verdict
 
 COALA = [[[1, 1], [-1, 2]], [[2, -1], [0, 0]]]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -36,6 +37,7 @@ TFT = [1.0, 1.0, 0.0, 1.0, 0.0]
 #: before Notes): the co-player sections do not appear.
 SHAPING_SECTIONS = [
     "Runs",
+    "Verdict",
     "Learning curves",
     "Payoff space",
     "Conditional cooperation",
@@ -157,6 +159,11 @@ def make_run(
             ],
             **extra,
         }
+        if not grid:
+            # The always-defector against the same naive learners: the first seed's
+            # meta_0 (1.25) beats it by more than (R - P) / 10, the others' do not.
+            alld = [[0.6, -0.3]] + [[1.3, -0.65]] * (seeds - 1)
+            record["pairs"].append({"row": "alld", "col": "naive", "reward": alld})
         (path / "evaluation.json").write_text(json.dumps(record))
     if summary:
         (path / "summary.json").write_text(
@@ -228,6 +235,19 @@ def test_single_run_writes_every_figure_and_section(ipd_report):
     assert "<h2>Extortion</h2>" in page
 
 
+def test_the_verdict_is_the_one_dilemmas_train_prints(ipd_report):
+    # Hand check of the made-up run: meta_0 earns 1.25 and its naive learners 0.5 in
+    # both seeds; an always-defector 0.6 in seed 0 and 1.3 in seed 1.
+    text = ipd_report.read_text()
+    section = text.split("## Verdict", 1)[1].split("\n## ", 1)[0]
+    assert "shapes the naive learners in 1 of 2 seeds" in section
+    assert "median +1.250 vs +0.950" in section
+    assert "extorts them in 0 of 2 seeds" in section  # they earn 0.5 > P = 0
+    evaluation = json.loads((ipd_report.parent.parent / "evaluation.json").read_text())
+    for line in shaping_verdict(evaluation).lines():
+        assert f"- {line}" in section
+
+
 def test_report_numbers_come_from_the_inputs(ipd_report):
     text = ipd_report.read_text()
     # Runs table: status, iterations, seeds, wall time and headline.
@@ -279,7 +299,9 @@ def test_grid_run_adds_the_grid_panels(grid_report):
         assert_png(figures / f"{name}.png")
     assert not (figures / "conditional_cooperation.png").exists()
     text = grid_report.read_text()
-    assert headings(text) == [*SHAPING_SECTIONS[:-1], "Grid panels", "Notes"]
+    # No Verdict: a grid game has no 2x2 payoff table to test against.
+    sections = [name for name in SHAPING_SECTIONS[:-1] if name != "Verdict"]
+    assert headings(text) == [*sections, "Grid panels", "Notes"]
     assert "No memory-one vectors (evaluation.json has no 'memory_one')." in text
     assert "No within-meta-episode profiles" in text
     assert "no 2x2 payoff table in evaluation.json" in text
@@ -319,7 +341,7 @@ def test_folder_groups_seeds_and_separates_configs(tmp_path):
                 flags=re.MULTILINE,
             )
         )
-        == 5
+        == 6  # Verdict, Learning curves, Payoff space, Cond. coop., Profiles, Extortion
     )
     pngs = sorted(p.name for p in (report.parent / "figures").glob("*.png"))
     assert "comparison.png" in pngs

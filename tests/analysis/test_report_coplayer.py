@@ -210,7 +210,9 @@ def coplayer_report(tmp_path_factory) -> Path:
 
 def test_coplayer_run_has_the_new_sections_and_figures(coplayer_report):
     text = coplayer_report.read_text()
-    assert headings(text) == [s for s in SECTIONS if s != "Grid panels"]
+    assert headings(text) == [
+        s for s in SECTIONS if s not in ("Grid panels", "Verdict")
+    ]
     figures = coplayer_report.parent / "figures"
     for name in (
         "learning_curves",
@@ -349,7 +351,9 @@ def test_groups_compare_the_coplayer_metrics(tmp_path):
 def test_coplayer_run_without_evaluation_says_so(tmp_path):
     run = make_coplayer_run(tmp_path / "running", evaluation=False)
     text = write_report(run).read_text()
-    assert headings(text) == [s for s in SECTIONS if s != "Grid panels"]
+    assert headings(text) == [
+        s for s in SECTIONS if s not in ("Grid panels", "Verdict")
+    ]
     no_evaluation = "no run has an evaluation.json (it is written when a run ends)."
     assert f"No within-episode curves: {no_evaluation}" in text
     assert f"No best-response gap: {no_evaluation}" in text
