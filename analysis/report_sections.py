@@ -484,10 +484,12 @@ class ReportWriter:
             "Zero-determinant fits of each stored memory-one vector (spec "
             "matrix_games.md §5.6): `zd_fit`, least squares with the punishment "
             "baseline, gives chi (extortion factor), phi (Press-Dyson scale) and "
-            "the residual (0 for an exact ZD strategy; extortionate: residual ~ 0, "
-            "phi > 0, chi > 1); `coala_zd_fit` gives the nearest extortionate ZD "
-            "vector (chi >= 1) and its squared distance (COALA-PG's loss). The first "
-            "move (s0) is not used by either fit."
+            "the residual (0 for an exact ZD strategy; a ZD extortioner: residual "
+            "~ 0, phi > 0, chi > 1); `coala_zd_fit` gives the nearest extortionate "
+            "ZD vector (chi >= 1) and its squared distance (COALA-PG's loss). The "
+            "first move (s0) is not used by either fit. A learned policy is rarely "
+            "an exact ZD strategy: the COALA loss (and, for shaping runs, the "
+            "Verdict section's payoff test) say more than the yes/no column."
         )
         if any(" (vs " in agent for ev in self.evaluations for agent in ev.memory_one):
             self.doc.text(
@@ -568,7 +570,7 @@ class ReportWriter:
                 "chi",
                 "phi",
                 "residual",
-                "extortionate",
+                "ZD extortioner",
                 "COALA chi",
                 "COALA loss",
             ],

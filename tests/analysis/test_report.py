@@ -283,7 +283,7 @@ def test_zd_fit_recovers_chi_3_and_skips_vectors_with_missing_states(ipd_report)
         assert float(cells["chi"]) == pytest.approx(3.0, abs=1e-3)
         assert float(cells["phi"]) == pytest.approx(1 / 7, abs=1e-3)
         assert float(cells["residual"]) < 1e-6
-        assert cells["extortionate"] == "yes"
+        assert cells["ZD extortioner"] == "yes"
         assert float(cells["COALA chi"]) == pytest.approx(3.0, rel=1e-2)
         assert float(cells["COALA loss"]) < 1e-6
     tft, missing = table_rows(text, "meta_1")

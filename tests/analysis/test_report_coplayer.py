@@ -287,7 +287,7 @@ def test_zd_fit_judges_the_exploiter_entry(coplayer_report):
         cells = dict(zip(header, row, strict=True))
         assert float(cells["chi"]) == pytest.approx(3.0, abs=1e-3)
         assert float(cells["residual"]) < 1e-6
-        assert cells["extortionate"] == "yes"
+        assert cells["ZD extortioner"] == "yes"
     random_rows = table_rows(part, "learner_0 (vs random_tabular)")
     assert "not fitted: CD missing" in random_rows[1]
     assert "An entry `X (vs Y)` is X's play against co-player Y" in part
