@@ -293,6 +293,8 @@ class Cleanup(rules.CommonsGame):
     num_actions = 9
     co_players = "dilemmas.agents.scripted.cleanup"
     default_co_player = "harvester"
+    #: One cleaner feeding four free-riders: five harvesters alone eat nothing.
+    demo_players = ("dedicated_cleaner", "harvester")
     action_names = ACTION_NAMES
     GAME_NAME = "Cleanup"
     DEFAULTS = _DEFAULTS

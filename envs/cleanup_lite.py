@@ -326,6 +326,11 @@ class CleanUpLite(MultiAgentEnv[CleanUpLiteState, CleanUpLiteParams]):
     render_modes: ClassVar[tuple[str, ...]] = ("ansi", "rgb_array")
     co_players: ClassVar[str | None] = "dilemmas.agents.scripted.cleanup_lite"
     default_co_player: ClassVar[str | None] = "always_harvest"
+    #: A cleaner feeding a free-rider: two harvesters alone eat nothing.
+    demo_players: ClassVar[tuple[str, str] | None] = (
+        "dedicated_cleaner",
+        "always_harvest",
+    )
     action_names: ClassVar[tuple[str, ...]] = ACTION_NAMES
     #: Palette of :meth:`render_rgb`: ground, orchard, apple, river, dirt, agent 0,
     #: agent 1, both agents on one cell, a frozen agent.

@@ -80,6 +80,10 @@ class MultiAgentEnv(Generic[State, Params]):
     co_players: ClassVar[str | None] = None
     #: The co-player the Gymnasium face uses when none is given.
     default_co_player: ClassVar[str | None] = None
+    #: ``(player_0, every other player)``: the named players ``dilemmas play`` shows
+    #: when none is given, chosen to show the game's dilemma (``None``: the default
+    #: co-player everywhere).
+    demo_players: ClassVar[tuple[str, str] | None] = None
     #: Names of the actions in index order, for printing (``dilemmas play -v``); an
     #: action without a name is printed as its number.
     action_names: ClassVar[tuple[str, ...]] = ()

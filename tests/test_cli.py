@@ -146,6 +146,24 @@ def test_play_verbose_prints_every_step_of_a_grid_game(capsys):
         assert re.search(rf"player_{i} .*: total\s+{total} ", out)
 
 
+def test_play_cleanup_lite_by_default_shows_a_cleaner_feeding_a_free_rider(capsys):
+    assert main(["play", "cleanup_lite-v0"]) == 0
+    out = capsys.readouterr().out
+    assert "dedicated_cleaner (player_0) vs always_harvest" in out
+    counts = {
+        int(i): dict(re.findall(r"(\w+) (\d+)", events))
+        for i, events in re.findall(r"player_(\d) .*total .*\((.*)\)", out)
+    }
+    # The cleaner cleans and eats nothing; the free-rider eats what its cleaning grows.
+    assert int(counts[0]["cells_cleaned"]) > 0 and counts[0]["apples_eaten"] == "0"
+    assert int(counts[1]["apples_eaten"]) > 0 and counts[1]["cells_cleaned"] == "0"
+    # Naming either player turns the demo off: two harvesters alone eat nothing.
+    assert main(["play", "cleanup_lite-v0", "--player", "always_harvest"]) == 0
+    out = capsys.readouterr().out
+    assert "always_harvest (player_0) vs always_harvest" in out
+    assert "group total +0.00" in out
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -184,8 +184,9 @@ def _play_core(args: argparse.Namespace) -> int:
     kwargs = {} if args.steps is None else {"max_steps": args.steps}
     env, params = make(args.env_id, **kwargs)
     default = env.default_co_player
-    first = args.player or default
-    others = args.co_player or default
+    demo = env.demo_players if args.player is None and args.co_player is None else None
+    first = args.player or (demo[0] if demo else default)
+    others = args.co_player or (demo[1] if demo else default)
     names = [first] + [others] * (env.num_agents - 1)
     players = [named_player(env, name) for name in names]
     steps = int(params.max_steps)
@@ -517,7 +518,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--player",
         default=None,
         help="strategy or scripted policy of player_0 (default: the game's "
-        "default co-player: tft in matrix games)",
+        "default co-player: tft in matrix games; in Cleanup and CleanUp-lite a "
+        "dedicated cleaner among harvesters, to show the dilemma)",
     )
     play.add_argument(
         "--co-player", default=None, help="of every other player (same default)"
