@@ -45,6 +45,30 @@ def test_a_listing_piped_into_a_reader_that_stops_ends_quietly():
     assert b"Traceback" not in err and b"BrokenPipe" not in err, err
 
 
+def test_the_listings_copy_is_the_live_registries():
+    from dilemmas.training import listings
+
+    hint = "regenerate: python -m dilemmas.training.listings && ruff format training"
+    assert listings.live_envs() == listings.ENVS, hint
+    assert listings.live_players() == listings.PLAYERS, hint
+    assert listings.live_presets() == listings.PRESETS, hint
+
+
+def test_listing_commands_answer_without_importing_jax():
+    code = (
+        "import sys\n"
+        "from dilemmas.training.cli import main\n"
+        "codes = [main([command]) for command in ('envs', 'strategies', 'presets')]\n"
+        "print(codes, 'jax' in sys.modules, file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
+    assert done.stderr.split() == ["[0,", "0,", "0]", "False"], done.stderr
+    assert "ipd-v0" in done.stdout and "zd_extort" in done.stdout
+    assert "quickstart" in done.stdout and "dedicated_cleaner" in done.stdout
+
+
 def test_strategies_lists_names(capsys):
     assert main(["strategies"]) == 0
     out = capsys.readouterr().out

@@ -40,20 +40,21 @@ def _version() -> str:
 
 def _cmd_envs(args: argparse.Namespace) -> int:
     del args
-    from dilemmas.envs import registered, spec
-    from dilemmas.envs.gymnasium import gymnasium_id
+    from dilemmas.training import listings
 
-    rows = [(i, f"dilemmas/{i}", gymnasium_id(i)) for i in registered()]
+    envs = listings.envs()
+    rows = [row[:3] for row in envs]
     header = ("core id", "PettingZoo id", "Gymnasium id")
     widths = [max(len(row[k]) for row in [header, *rows]) for k in range(3)]
     print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
-    for row in rows:
+    for *row, description in envs:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-        print(f"    {spec(row[0]).description}")
+        print(f"    {description}")
+    ipd = next(gym for core, _, gym, _ in envs if core == "ipd-v0")
     print(
         "\nCore: dilemmas.envs.make('<core id>'); PettingZoo: pettingzoo.make("
         "'parallel', '<PettingZoo id>') after `import dilemmas.envs`;\nGymnasium: "
-        f"gymnasium.make('{gymnasium_id('ipd-v0')}', co_player='tft') (the other "
+        f"gymnasium.make('{ipd}', co_player='tft') (the other "
         "players are co-players: one for all, or a list of one each)."
     )
     return 0
@@ -61,16 +62,12 @@ def _cmd_envs(args: argparse.Namespace) -> int:
 
 def _cmd_strategies(args: argparse.Namespace) -> int:
     del args
-    games: dict[str, list[str]] = {}
-    for env_id, catalogue in _game_catalogues().items():
-        if catalogue is not None:
-            games.setdefault(catalogue, []).append(env_id)
-    for index, (catalogue, env_ids) in enumerate(games.items()):
-        players = _catalogue(catalogue)
-        kind = "Fixed strategies" if catalogue == _STRATEGIES else "Scripted policies"
+    from dilemmas.training import listings
+
+    for index, (kind, env_ids, players) in enumerate(listings.players()):
         print(("\n" if index else "") + f"{kind} of {', '.join(env_ids)}:")
-        width = max(len(name) for name in players)
-        for name, description in players.items():
+        width = max(len(name) for name, _ in players)
+        for name, description in players:
             print(f"  {name:<{width}}  {description}")
     print(
         "\nPlay them with `dilemmas play GAME --player NAME --co-player NAME`; the "
@@ -371,12 +368,12 @@ def _check_out_file(path: Path) -> Path:
 
 def _cmd_presets(args: argparse.Namespace) -> int:
     del args
-    from dilemmas.training.presets import describe, presets
+    from dilemmas.training import listings
 
-    known = presets()
-    width = max(len(name) for name in known)
-    for name, config in known.items():
-        print(f"{name:<{width}}  {describe(config)}")
+    known = listings.preset_list()
+    width = max(len(name) for name, _ in known)
+    for name, description in known:
+        print(f"{name:<{width}}  {description}")
     print("\nRun one with `dilemmas train PRESET [--set key=value ...]`.")
     return 0
 
