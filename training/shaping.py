@@ -36,7 +36,10 @@ Conventions: the meta agent is player 0 of every game (observations are
 first-person, so this costs nothing in symmetric games); rewards reported in
 metrics are per step on the game's original scale (``reward_scale`` only enters
 the learning signals); a metric of one opponent kind is NaN in an iteration that
-drew no opponent of that kind.
+drew no opponent of that kind. In a 2x2 matrix game the metrics add cooperation
+(action 0); in a grid game they add the game's own events instead (cleaning, zaps,
+apples, pollution, coins: :data:`GRID_EVENTS`, :data:`GRID_LEVELS`), read from the
+core's per-step ``info`` and state.
 """
 
 from __future__ import annotations
@@ -78,6 +81,27 @@ _GAE = {
     "mfos": estimators.mfos_gae,
     "batch_unaware": estimators.batch_unaware_gae,
 }
+
+#: Per-agent event counters of the grid games' ``Timestep.info`` (``int[2]`` per
+#: step) that the shaping metrics report: info key, metric stem, and whether the
+#: metric is per step (a mean over the inner episode's steps; for ``cells_cleaned``
+#: of CleanUp-lite, where an agent cleans at most one cell a step, the share of
+#: steps spent cleaning, spec A16) or per inner episode (a sum over its steps).
+GRID_EVENTS: tuple[tuple[str, str, bool], ...] = (
+    ("cells_cleaned", "cleaning", True),
+    ("zaps_fired", "zap_rate", False),
+    ("zaps_received", "zapped", False),
+    ("apples_eaten", "apples", False),
+    ("own_coins", "own_coins", False),
+    ("other_coins", "other_coins", False),
+)
+#: Grid maps of the games' states whose level the metrics report: state field and
+#: metric stem; the number of set cells after each step, averaged over the inner
+#: episode's steps (spec A18: pollution = dirt cells, apple level = apples).
+GRID_LEVELS: tuple[tuple[str, str], ...] = (
+    ("dirt", "pollution"),
+    ("apples", "apple_level"),
+)
 
 
 @dataclass(frozen=True)
@@ -362,7 +386,8 @@ class Transition(NamedTuple):
 
 
 class MetaEpisode(NamedTuple):
-    """A meta-episode, ``[B, M*T, ...]`` per leaf (see :class:`Transition`)."""
+    """A meta-episode, ``[B, M*T, ...]`` per step leaf (see :class:`Transition`),
+    and per inner episode the naive opponent's loss and the game's events."""
 
     obs: jax.Array
     actions: jax.Array
@@ -370,6 +395,9 @@ class MetaEpisode(NamedTuple):
     log_prob: jax.Array
     value: jax.Array
     naive_loss: jax.Array  # [M] the naive opponent's loss at each boundary
+    # grid games: metric stem -> [B, M, 2] per-agent event rates (GRID_EVENTS) or
+    # [B, M] levels (GRID_LEVELS) of each inner episode; empty for matrix games
+    events: dict[str, jax.Array]
 
 
 # --------------------------------------------------------------------------------------
@@ -404,6 +432,63 @@ class Shaping:
             normalize_advantages=cfg.naive_normalize_advantages,
         )
         self.mesh = _batch_mesh(cfg.meta_batch)
+        self.events, self.levels = self._grid_events()
+
+    def _grid_events(
+        self,
+    ) -> tuple[tuple[tuple[str, str, bool], ...], tuple[tuple[str, str], ...]]:
+        """The :data:`GRID_EVENTS` in this game's ``info`` (per agent) and the
+        :data:`GRID_LEVELS` in its state; none in a 2x2 matrix game."""
+        if _is_matrix_game(self):
+            return (), ()
+
+        def one_step(key):
+            _, state = self.env.reset(key, self.env_params)
+            actions = jnp.zeros((2,), jnp.int32)
+            return self.env.step(key, state, actions, self.env_params)
+
+        ts = jax.eval_shape(one_step, jax.random.key(0))
+        events = tuple(
+            (key, stem, per_step)
+            for key, stem, per_step in GRID_EVENTS
+            if key in ts.info and ts.info[key].shape == (2,)
+        )
+        levels = tuple(
+            (field, stem)
+            for field, stem in GRID_LEVELS
+            if getattr(ts.state, field, None) is not None
+            and getattr(ts.state, field).ndim == 2
+        )
+        return events, levels
+
+    def step_events(self, ts: Any) -> dict[str, jax.Array]:
+        """The events of one lockstep step of ``B`` games (``ts`` leaves ``[B, ...]``):
+        stem -> ``[B, 2]`` counts and ``[B]`` levels, float32."""
+        events = {
+            stem: ts.info[key].astype(jnp.float32) for key, stem, _ in self.events
+        }
+        for field, stem in self.levels:
+            grid = getattr(ts.state, field)
+            events[stem] = jnp.sum(grid, axis=(-2, -1)).astype(jnp.float32)
+        return events
+
+    def event_metric_names(self) -> tuple[str, ...]:
+        """The names of the game-event metrics :meth:`play_metrics` reports."""
+        names = []
+        stems = [stem for _, stem, _ in self.events]
+        if self.cfg.p_naive > 0.0:
+            for stem in stems:
+                names += [f"{stem}_vs_naive", f"naive_{stem}"]
+                if stem == "cleaning":
+                    names.append("cleaning_discrepancy_vs_naive")
+            names += [f"{stem}_vs_naive" for _, stem in self.levels]
+        if self.cfg.p_naive < 1.0:
+            for stem in stems:
+                names.append(f"{stem}_vs_meta")
+                if stem == "cleaning":
+                    names.append("cleaning_discrepancy_vs_meta")
+            names += [f"{stem}_vs_meta" for _, stem in self.levels]
+        return tuple(names)
 
     # ---- initialisation -------------------------------------------------------------
 
@@ -481,13 +566,21 @@ class Shaping:
                     log_prob=ego_dist.log_prob(a_ego),
                     value=ego_out.value,
                 )
-                return (ts.state, ts.obs, ego_h, opp_h), transition
+                events = self.step_events(ts)
+                return (ts.state, ts.obs, ego_h, opp_h), (transition, events)
 
-            (_, _, ego_h, opp_h), traj = jax.lax.scan(
+            (_, _, ego_h, opp_h), (traj, events) = jax.lax.scan(
                 step,
                 (env_state, obs, ego_h, opp_h),
                 (jnp.arange(T), jax.random.split(k_steps, T)),
             )  # traj leaves [T, B, ...]
+            # Per inner episode: per-step events as means, counts as sums over T.
+            per_step = {stem for _, stem, flag in self.events if flag}
+            per_step |= {stem for _, stem in self.levels}
+            events = {
+                stem: jnp.mean(x, axis=0) if stem in per_step else jnp.sum(x, axis=0)
+                for stem, x in events.items()
+            }  # [B, ...]
             new_opp, new_opt, naive_metrics = self.naive.update(
                 opp,
                 opp_opt,
@@ -498,7 +591,7 @@ class Shaping:
             opp = _select(opp_is_naive, new_opp, opp)
             opp_opt = _select(opp_is_naive, new_opt, opp_opt)
             naive_loss = naive_metrics["total_loss"]
-            return (opp, opp_opt, ego_h, opp_h, key), (traj, naive_loss)
+            return (opp, opp_opt, ego_h, opp_h, key), (traj, naive_loss, events)
 
         carry = (
             opp_params,
@@ -507,13 +600,19 @@ class Shaping:
             net.initial_state((B,)),
             key,
         )
-        _, (traj, naive_loss) = jax.lax.scan(inner_episode, carry, jnp.arange(M))
+        _, (traj, naive_loss, events) = jax.lax.scan(
+            inner_episode, carry, jnp.arange(M)
+        )
 
         def batch_major(x):  # [M, T, B, ...] -> [B, M*T, ...]
             x = jnp.moveaxis(x, 2, 0)
             return x.reshape(B, M * T, *x.shape[3:])
 
-        return MetaEpisode(*jax.tree.map(batch_major, tuple(traj)), naive_loss)
+        return MetaEpisode(
+            *jax.tree.map(batch_major, tuple(traj)),
+            naive_loss,
+            {stem: jnp.moveaxis(x, 1, 0) for stem, x in events.items()},  # [B, M, ...]
+        )
 
     def play(
         self,
@@ -732,30 +831,68 @@ class Shaping:
     def play_metrics(
         self, episodes: MetaEpisode, is_naive: jax.Array
     ) -> dict[str, jax.Array]:
-        """Per-agent ``[N]`` reward and cooperation against each opponent kind."""
+        """Per-agent ``[N]`` metrics against each opponent kind.
+
+        Every game: rewards. 2x2 matrix games: cooperation (action 0). Grid games:
+        the events of :attr:`events` and :attr:`levels` (:meth:`event_metric_names`):
+        ``<stem>_vs_naive`` the meta agent's, ``naive_<stem>`` its naive
+        co-player's, ``cleaning_discrepancy_vs_naive`` the meta agent's cleaning
+        share minus its co-player's (signed), and the same ``_vs_meta`` for the
+        meta agent against other meta agents; levels are of the shared map.
+        """
         cfg = self.cfg
         reward = jnp.mean(episodes.rewards, axis=(2, 3))  # [N, E, 2]
-        cooperation = jnp.mean(episodes.actions == 0, axis=(2, 3))  # [N, E, 2]
         M, T = cfg.num_inner_episodes, cfg.inner_episode_length
         last = episodes.rewards[:, :, :, (M - 1) * T :]
         last_reward = jnp.mean(last, axis=(2, 3))  # [N, E, 2]
+        matrix_game = _is_matrix_game(self)
+        if matrix_game:
+            cooperation = jnp.mean(episodes.actions == 0, axis=(2, 3))  # [N, E, 2]
+        # [N, E, 2] per-agent events, [N, E] levels: means over games and episodes
+        events = {stem: jnp.mean(x, axis=(2, 3)) for stem, x in episodes.events.items()}
         metrics = {}
         if cfg.p_naive > 0.0:
             metrics.update(
                 reward_vs_naive=_masked_mean(reward[..., 0], is_naive),
                 naive_reward=_masked_mean(reward[..., 1], is_naive),
-                cooperation_vs_naive=_masked_mean(cooperation[..., 0], is_naive),
-                naive_cooperation=_masked_mean(cooperation[..., 1], is_naive),
+            )
+            if matrix_game:
+                metrics.update(
+                    cooperation_vs_naive=_masked_mean(cooperation[..., 0], is_naive),
+                    naive_cooperation=_masked_mean(cooperation[..., 1], is_naive),
+                )
+            metrics.update(
                 last_episode_reward_vs_naive=_masked_mean(
                     last_reward[..., 0], is_naive
                 ),
                 last_episode_naive_reward=_masked_mean(last_reward[..., 1], is_naive),
             )
+            metrics.update(self._event_metrics(events, is_naive, "naive"))
         if cfg.p_naive < 1.0:
-            metrics.update(
-                reward_vs_meta=_masked_mean(reward[..., 0], ~is_naive),
-                cooperation_vs_meta=_masked_mean(cooperation[..., 0], ~is_naive),
-            )
+            metrics["reward_vs_meta"] = _masked_mean(reward[..., 0], ~is_naive)
+            if matrix_game:
+                metrics["cooperation_vs_meta"] = _masked_mean(
+                    cooperation[..., 0], ~is_naive
+                )
+            metrics.update(self._event_metrics(events, ~is_naive, "meta"))
+        return metrics
+
+    def _event_metrics(
+        self, events: dict[str, jax.Array], mask: jax.Array, kind: str
+    ) -> dict[str, jax.Array]:
+        """The event metrics against one opponent kind (``"naive"`` or ``"meta"``)."""
+        metrics = {}
+        for _, stem, _ in self.events:
+            x = events[stem]  # [N, E, 2]
+            metrics[f"{stem}_vs_{kind}"] = _masked_mean(x[..., 0], mask)
+            if kind == "naive":
+                metrics[f"naive_{stem}"] = _masked_mean(x[..., 1], mask)
+            if stem == "cleaning":
+                metrics[f"cleaning_discrepancy_vs_{kind}"] = _masked_mean(
+                    x[..., 0] - x[..., 1], mask
+                )
+        for _, stem in self.levels:
+            metrics[f"{stem}_vs_{kind}"] = _masked_mean(events[stem], mask)
         return metrics
 
     # ---- sharding -------------------------------------------------------------------
@@ -840,12 +977,55 @@ class ShapingExperiment:
             "value_loss",
             "naive_loss_max",
         )
+        events = self.algo.event_metric_names()
         progress = []
         if config.p_naive > 0.0:
             progress += ["reward_vs_naive", "naive_reward"]
+            progress += [
+                name
+                for name in ("cleaning_discrepancy_vs_naive", "zap_rate_vs_naive")
+                if name in events
+            ]
         if config.p_naive < 1.0:
             progress.append("reward_vs_meta")
         self.progress_metrics = tuple(progress)
+        # The headline of summary.json: the reward metrics, cooperation in a matrix
+        # game, the main events in a grid game (those that the run reports).
+        headline = [
+            "reward_vs_naive",
+            "naive_reward",
+            "last_episode_reward_vs_naive",
+            "last_episode_naive_reward",
+            "cooperation_vs_naive",
+            "naive_cooperation",
+        ]
+        headline += [
+            name
+            for name in (
+                "cleaning_vs_naive",
+                "naive_cleaning",
+                "cleaning_discrepancy_vs_naive",
+                "zap_rate_vs_naive",
+                "naive_zap_rate",
+                "own_coins_vs_naive",
+                "other_coins_vs_naive",
+                "naive_own_coins",
+                "naive_other_coins",
+            )
+            if name in events
+        ]
+        headline += ["reward_vs_meta", "cooperation_vs_meta"]
+        headline += [
+            name
+            for name in (
+                "cleaning_discrepancy_vs_meta",
+                "zap_rate_vs_meta",
+                "own_coins_vs_meta",
+                "other_coins_vs_meta",
+            )
+            if name in events
+        ]
+        self.headline_metrics = tuple(headline)
 
     def init(self, key: jax.Array) -> ShapingState:
         keys = jax.random.split(key, self.config.num_seeds)
@@ -875,16 +1055,7 @@ class ShapingExperiment:
         del state
         return {
             name: np.asarray(metrics[name], np.float64).mean(axis=-1).tolist()
-            for name in (
-                "reward_vs_naive",
-                "naive_reward",
-                "last_episode_reward_vs_naive",
-                "last_episode_naive_reward",
-                "cooperation_vs_naive",
-                "naive_cooperation",
-                "reward_vs_meta",
-                "cooperation_vs_meta",
-            )
+            for name in self.headline_metrics
             if name in metrics
         }
 
@@ -982,17 +1153,21 @@ def evaluate(algo: Shaping, state: ShapingState, seed: int = 12345) -> dict[str,
     seeds = range(cfg.num_seeds)
     N = cfg.pool_size
     matrix_game = payoffs is not None and algo.num_actions == 2
+
+    def pair(row, col, rewards, actions):  # [S, E, B, L, 2] -> per seed [row, col]
+        entry = {
+            "row": row,
+            "col": col,
+            "reward": rewards.mean(axis=(1, 2, 3)).tolist(),
+        }
+        if matrix_game:  # cooperation is action 0 of a 2x2 matrix game only
+            entry["cooperation"] = (actions == 0).mean(axis=(1, 2, 3)).tolist()
+        return entry
+
     for i in range(N):
         rewards = vs_naive.rewards[:, i]  # [S, E, B, L, 2]
         actions = vs_naive.actions[:, i]
-        record["pairs"].append(
-            {
-                "row": f"meta_{i}",
-                "col": "naive",
-                "reward": rewards.mean(axis=(1, 2, 3)).tolist(),
-                "cooperation": (actions == 0).mean(axis=(1, 2, 3)).tolist(),
-            }
-        )
+        record["pairs"].append(pair(f"meta_{i}", "naive", rewards, actions))
         if matrix_game:
             record["memory_one"][f"meta_{i} (vs naive)"] = [
                 probe(actions[s]) for s in seeds
@@ -1001,16 +1176,8 @@ def evaluate(algo: Shaping, state: ShapingState, seed: int = 12345) -> dict[str,
                 probe(actions[s][..., ::-1]) for s in seeds
             ]
     if vs_alld is not None:
-        rewards = vs_alld.rewards[:, 0]
         record["pairs"].append(
-            {
-                "row": "alld",
-                "col": "naive",
-                "reward": rewards.mean(axis=(1, 2, 3)).tolist(),
-                "cooperation": (vs_alld.actions[:, 0] == 0)
-                .mean(axis=(1, 2, 3))
-                .tolist(),
-            }
+            pair("alld", "naive", vs_alld.rewards[:, 0], vs_alld.actions[:, 0])
         )
     if vs_meta is not None:
         episodes, index = vs_meta
@@ -1022,14 +1189,7 @@ def evaluate(algo: Shaping, state: ShapingState, seed: int = 12345) -> dict[str,
                 cols = index[i] == j
                 rewards = episodes.rewards[:, i][:, cols]
                 actions = episodes.actions[:, i][:, cols]
-                record["pairs"].append(
-                    {
-                        "row": f"meta_{i}",
-                        "col": f"meta_{j}",
-                        "reward": rewards.mean(axis=(1, 2, 3)).tolist(),
-                        "cooperation": (actions == 0).mean(axis=(1, 2, 3)).tolist(),
-                    }
-                )
+                record["pairs"].append(pair(f"meta_{i}", f"meta_{j}", rewards, actions))
             if matrix_game:
                 record["memory_one"][f"meta_{i} (vs meta)"] = [
                     probe(episodes.actions[s, i]) for s in seeds
@@ -1043,11 +1203,45 @@ def evaluate(algo: Shaping, state: ShapingState, seed: int = 12345) -> dict[str,
     series = {
         "meta reward": by_episode(vs_naive.rewards[..., 0]),
         "naive reward": by_episode(vs_naive.rewards[..., 1]),
-        "meta cooperation": by_episode((vs_naive.actions[..., 0] == 0) * 1.0),
-        "naive cooperation": by_episode((vs_naive.actions[..., 1] == 0) * 1.0),
     }
+    if matrix_game:
+        series["meta cooperation"] = by_episode((vs_naive.actions[..., 0] == 0) * 1.0)
+        series["naive cooperation"] = by_episode((vs_naive.actions[..., 1] == 0) * 1.0)
     record["profiles"] = {"x": "inner episode", "series": series}
+    if algo.events or algo.levels:
+        record["grid"] = {"x": "inner episode", "series": _grid_series(algo, vs_naive)}
     return record
+
+
+#: Series names of the evaluation's grid panels (``record["grid"]``), per metric
+#: stem; the report groups series by their last word (one panel per quantity).
+GRID_SERIES = {
+    "cleaning": "cleaning",
+    "zap_rate": "zaps",
+    "zapped": "zapped",
+    "apples": "apples",
+    "own_coins": "own-coins",
+    "other_coins": "other-coins",
+    "pollution": "pollution",
+    "apple_level": "apple-level",
+}
+
+
+def _grid_series(algo: Shaping, vs_naive: MetaEpisode) -> dict[str, list]:
+    """Per inner episode against naive learners, means over the pool, meta-batch and
+    games: ``"meta <quantity>"`` and ``"naive <quantity>"`` for each event of the
+    game, the level of each map; ``[[M values] per seed]``."""
+    series = {}
+    for _, stem, _ in algo.events:
+        x = np.asarray(vs_naive.events[stem], np.float64)  # [S, N, E, B, M, 2]
+        x = x.mean(axis=(1, 2, 3))  # [S, M, 2]
+        name = GRID_SERIES.get(stem, stem)
+        series[f"meta {name}"] = x[..., 0].tolist()
+        series[f"naive {name}"] = x[..., 1].tolist()
+    for _, stem in algo.levels:
+        x = np.asarray(vs_naive.events[stem], np.float64)  # [S, N, E, B, M]
+        series[GRID_SERIES.get(stem, stem)] = x.mean(axis=(1, 2, 3)).tolist()
+    return series
 
 
 # --------------------------------------------------------------------------------------
