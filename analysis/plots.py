@@ -50,6 +50,7 @@ GRID_PANELS: tuple[tuple[str, str], ...] = (
     ("zap", "zapping"),
     ("pollution", "pollution"),
     ("apple", "apples"),
+    ("coin", "coins"),
 )
 
 _PANEL_WIDTH, _PANEL_HEIGHT = 4.4, 3.1
@@ -99,6 +100,8 @@ def unit_label(name: str) -> str:
         return "dirt cells"
     if "apple" in lowered:
         return "apples"
+    if "coin" in lowered:
+        return "coins per episode"
     return name.replace("_", " ")
 
 
@@ -197,7 +200,10 @@ def learning_curves(
       metrics: name -> ``[N, seeds]`` or ``[N, seeds, agents]`` (NaN = undefined).
       path: where to save the PNG (``None``: do not save).
       title: figure title; the band kind is appended.
-      agent_names: legend labels of the agents axis (default ``agent 0``, ...).
+      agent_names: legend labels of the agents axis (default ``agent 0``, ...);
+        in a panel of the naive learners (a metric named ``naive...``) a label
+        ``meta_<i>`` reads ``naive vs meta_<i>``: they are the learners that agent
+        faces.
       ncols: panels per row.
 
     Raises:
@@ -221,6 +227,8 @@ def learning_curves(
                     if agent_names is not None and agent < len(agent_names)
                     else f"agent {agent}"
                 )
+                if name.startswith("naive") and label.startswith("meta_"):
+                    label = f"naive vs {label}"
                 kinds.add(
                     _banded_line(ax, x, values[:, :, agent], label, _color(agent))
                 )
@@ -610,11 +618,12 @@ def grid_panels(
     title: str | None = None,
     ncols: int = 2,
 ) -> Figure:
-    """Grid-game panels over training: cleaning, zapping, pollution, apples.
+    """Grid-game panels over training: cleaning, zapping, pollution, apples, coins.
 
-    The metrics whose names contain ``cleaning``, ``zap``, ``pollution`` or
-    ``apple`` are grouped one panel per family (every metric of the family as its
-    own line, per agent where it has an agents axis); others are ignored.
+    The metrics whose names contain ``cleaning``, ``zap``, ``pollution``,
+    ``apple`` or ``coin`` are grouped one panel per family (every metric of the
+    family as its own line, per agent where it has an agents axis); others are
+    ignored.
 
     Args:
       iterations: ``[N]`` training iterations.
@@ -634,8 +643,8 @@ def grid_panels(
             panels[panel] = names
     if not panels:
         raise ValueError(
-            "grid_panels found no cleaning / zap / pollution / apple metric among "
-            f"{sorted(metrics)}"
+            "grid_panels found no cleaning / zap / pollution / apple / coin metric "
+            f"among {sorted(metrics)}"
         )
     fig = _new_figure(len(panels), ncols)
     kinds = set()

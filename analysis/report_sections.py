@@ -671,11 +671,15 @@ class ReportWriter:
 
 
 def _agent_names(group: Group) -> list[str]:
-    """Labels of the agents axis of ``group``'s metrics: ``learner_<i>`` for
-    co-player inference runs (their names in evaluation.json), else ``agent <i>``."""
+    """Labels of the agents axis of ``group``'s metrics, as in evaluation.json:
+    ``learner_<i>`` for co-player inference runs, ``meta_<i>`` for shaping and
+    analytic runs (whose naive learners' metrics are per meta agent they face),
+    else ``agent <i>``."""
     count = max((v.shape[2] for v in group.metrics.values() if v.ndim == 3), default=0)
     if report_coplayer.is_coplayer(group):
         return [report_coplayer.learner_name(i) for i in range(count)]
+    if all(run.kind in ("shaping", "analytic") for run in group.runs):
+        return [f"meta_{i}" for i in range(count)]
     return [f"agent {i}" for i in range(count)]
 
 

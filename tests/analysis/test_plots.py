@@ -40,6 +40,18 @@ def test_band_is_min_max_for_few_seeds_and_quartiles_for_many():
     assert mean[0] == 1.0 and np.isnan(mean[1])
 
 
+def test_learning_curves_name_the_naive_learners_by_the_agent_they_face():
+    metrics = {
+        "reward_vs_naive": np.ones((4, 2, 2)),
+        "naive_reward": np.ones((4, 2, 2)),
+    }
+    fig = plots.learning_curves(np.arange(4), metrics, agent_names=["meta_0", "meta_1"])
+    legends = [
+        [t.get_text() for t in ax.get_legend().get_texts()] for ax in visible_axes(fig)
+    ]
+    assert legends == [["meta_0", "meta_1"], ["naive vs meta_0", "naive vs meta_1"]]
+
+
 def test_learning_curves_one_panel_per_metric(tmp_path):
     iterations = np.arange(1, 11)
     metrics = {

@@ -256,10 +256,9 @@ def test_report_numbers_come_from_the_inputs(ipd_report):
     # total_loss at iteration 6: seeds 4.0 and 4.5.
     (loss,) = table_rows(text, "total_loss")
     assert loss[1:5] == ["", "6", "4.25", "4 to 4.5"]
-    # reward_vs_naive agent 1 at iteration 6: 1.2 + seed.
-    agent_1 = [
-        row for row in table_rows(text, "reward_vs_naive") if row[1] == "agent 1"
-    ]
+    # reward_vs_naive of meta_1 (the agents axis of a shaping run) at iteration 6:
+    # 1.2 + seed.
+    agent_1 = [row for row in table_rows(text, "reward_vs_naive") if row[1] == "meta_1"]
     assert agent_1[0][3] == "1.7"
     # reward_vs_meta is null on odd iterations: its last defined value is at 6.
     assert table_rows(text, "reward_vs_meta")[0][2] == "6"

@@ -1,4 +1,3 @@
-# ruff: noqa: N806  (B, M, T, E, C: the paper's and the env docstring's sizes)
 """Game-aware metrics of the shaping loop on the grid games (issue #12).
 
 Expected numbers come from outside the code under test: CleanUp-lite's events are
