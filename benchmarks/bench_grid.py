@@ -11,13 +11,18 @@
    auto-resets, so ours runs under :class:`dilemmas.envs.AutoReset`). Both scan
    128 steps per episode from a reset, random actions. Target: ours >= 2.0x JaxMARL
    at every batch size >= 64.
+3. The compact observation format (``obs_format="compact"``, issue #16: one uint8
+   code per cell instead of one-hot planes) against the default planes, per grid
+   game with that option, at batch 1024 (``--compact-batch``): the same rollout as
+   in 1., the two formats alternating within each repeat; both must give the same
+   rewards (the format does not touch the rules).
 
 JaxMARL is not a dependency of ours: install it in the benchmark's own environment
 (``pip install -e . jaxmarl pygame``). Without it, part 2 is skipped. Timing helpers
 (alternating paired repeats, medians) are shared with ``bench_envs.py``.
 
 Run ``python benchmarks/bench_grid.py`` (``--quick`` for a smoke run,
-``--json PATH`` to keep every figure).
+``--compact-only`` for part 3 alone, ``--json PATH`` to keep every figure).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -48,6 +54,14 @@ GRID_IDS = (
     "cleanup-v0",
     "harvest-v0",
 )
+#: The grid games with an ``obs_format`` option (part 3).
+COMPACT_IDS = (
+    "coin_game-v0",
+    "coin_game_two_coins-v0",
+    "cleanup-v0",
+    "harvest-v0",
+)
+COMPACT_BATCH = 1024
 STEPS = 128
 BATCHES = (1, 64, 1024, 8192)
 JAXMARL_TARGET = 2.0
@@ -138,6 +152,46 @@ def bench_games(batches, repeats: int, min_seconds: float) -> list[dict[str, Any
     return rows
 
 
+def bench_compact(batch: int, repeats: int, min_seconds: float) -> list[dict]:
+    """Compact codes vs one-hot planes, per game, paired in one run."""
+    rows = []
+    keys = jax.random.split(jax.random.key(batch), batch)
+    for env_id in COMPACT_IDS:
+        compiled, compile_s, totals = {}, {}, {}
+        for obs_format in ("planes", "compact"):
+            env, params = dilemmas.envs.make(env_id, obs_format=obs_format)
+            compiled[obs_format], compile_s[obs_format] = _compile(
+                ours_rollout(env, params), keys
+            )
+            totals[obs_format] = np.asarray(compiled[obs_format](keys)[0])
+        if not np.array_equal(totals["planes"], totals["compact"]):
+            raise RuntimeError(f"{env_id}: the two formats gave different rewards")
+        rates = _timed_pair(
+            {name: (lambda c=c, k=keys: c(k)) for name, c in compiled.items()},
+            batch,
+            repeats,
+            min_seconds,
+        )
+        row = {
+            "env_id": env_id,
+            "batch": batch,
+            "planes_steps_per_s": summary(rates["planes"]),
+            "compact_steps_per_s": summary(rates["compact"]),
+            "planes_compile_s": compile_s["planes"],
+            "compact_compile_s": compile_s["compact"],
+            **ratio_summary(rates["compact"], rates["planes"]),
+        }
+        rows.append(row)
+        print(
+            f"  {env_id:<24} batch {batch:>5}: planes "
+            f"{row['planes_steps_per_s']['median']:.3g}, compact "
+            f"{row['compact_steps_per_s']['median']:.3g} steps/s, ratio "
+            f"{row['ratio']:.2f}",
+            flush=True,
+        )
+    return rows
+
+
 def bench_jaxmarl(batches, repeats: int, min_seconds: float):
     try:
         with contextlib.redirect_stdout(io.StringIO()):
@@ -194,20 +248,38 @@ def markdown(results: dict[str, Any]) -> str:
         f"Machine: {info['cpu']}, {info['cores']} cores ({info['cores_usable']} "
         f"usable); jax {info['jax']} ({info['jax_backend']}), jaxmarl "
         f"{results['jaxmarl_version']}, Python {info['python']}; {info['date']}.",
-        "",
-        f"Grid games, random actions, {STEPS}-step scans (steps/s = joint env steps"
-        " per second):",
-        "",
-        "| env | "
-        + " | ".join(f"batch {b}" for b in results["batches"])
-        + " | compile (s) |",
-        "|---|" + "---:|" * (len(results["batches"]) + 1),
     ]
-    for env_id in GRID_IDS:
+    if results["games"]:
+        lines += [
+            "",
+            f"Grid games, random actions, {STEPS}-step scans (steps/s = joint env "
+            "steps per second):",
+            "",
+            "| env | "
+            + " | ".join(f"batch {b}" for b in results["batches"])
+            + " | compile (s) |",
+            "|---|" + "---:|" * (len(results["batches"]) + 1),
+        ]
+    for env_id in GRID_IDS if results["games"] else ():
         rows = [r for r in results["games"] if r["env_id"] == env_id]
         rates = " | ".join(f"{r['steps_per_s']['median']:.3g}" for r in rows)
         compile_s = max(r["compile_s"] for r in rows)
         lines.append(f"| `{env_id}` | {rates} | <= {compile_s:.2f} |")
+    if results["compact"]:
+        lines += [
+            "",
+            'Compact observations (`obs_format="compact"`) vs one-hot planes, '
+            f"batch {results['compact'][0]['batch']}, {STEPS}-step scans:",
+            "",
+            "| env | planes steps/s | compact steps/s | compact / planes | range |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for r in results["compact"]:
+            lines.append(
+                f"| `{r['env_id']}` | {r['planes_steps_per_s']['median']:.3g} | "
+                f"{r['compact_steps_per_s']['median']:.3g} | {r['ratio']:.2f} | "
+                f"{r['paired_min']:.2f}-{r['paired_max']:.2f} |"
+            )
     if results["jaxmarl"]:
         lines += [
             "",
@@ -238,6 +310,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--json", type=Path, default=None, help="write figures here")
+    parser.add_argument(
+        "--compact-only", action="store_true", help="only part 3 (compact vs planes)"
+    )
+    parser.add_argument("--compact-batch", type=int, default=COMPACT_BATCH)
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 5)
     min_seconds = 0.05 if args.quick else 0.3
@@ -250,8 +326,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "machine": machine(),
         "jaxmarl_version": jaxmarl_version,
         "batches": batches,
-        "games": bench_games(batches, repeats, min_seconds),
-        "jaxmarl": bench_jaxmarl(batches, repeats, min_seconds),
+        "games": []
+        if args.compact_only
+        else bench_games(batches, repeats, min_seconds),
+        "jaxmarl": None
+        if args.compact_only
+        else bench_jaxmarl(batches, repeats, min_seconds),
+        "compact": bench_compact(args.compact_batch, repeats, min_seconds),
     }
     print()
     print(markdown(results))

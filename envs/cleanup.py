@@ -26,7 +26,9 @@ observation          ``uint8[C, forward + backward + 1, left + right + 1]`` plan
                      ready-to-clean (constant planes, Melting Pot's
                      ``READY_TO_SHOOT``). ``view=None`` gives the full map unrotated
                      instead, with four self planes by absolute facing. A removed
-                     avatar sees zeros.
+                     avatar sees zeros. ``obs_format="compact"``: one ``uint8``
+                     code per cell of the same window instead (shape ``[h, w]``,
+                     see below)
 reward               ``apple_reward`` (+1) per apple eaten, minus ``zap_cost`` per
                      zap beam fired and ``zap_penalty`` per zap beam received (both
                      0 by default, as in Melting Pot; SSD uses 1 and 50)
@@ -42,6 +44,20 @@ info                 per-step ``int32[N]``: ``apples_eaten``, ``cells_cleaned`` 
                      off the map for this whole step)
 render modes         ``ansi`` and ``rgb_array``
 ===================  ==============================================================
+
+Compact observation (``obs_format="compact"``, issue #16): the same information as
+the planes, one code per cell, ``code = terrain + 6 * avatar`` (``env.code_names``
+names every code; ``observation_space`` is ``Box(0, max code, [h, w], uint8)``).
+``terrain`` (``COMPACT_TERRAIN``): 0 ground, 1 wall (or outside the map), 2 clean
+river, 3 dirt (river with dirt), 4 orchard without an apple, 5 apple (orchard with
+an apple). ``avatar``, egocentric view: 0 none, 1 + b the viewer itself with its
+flags ``b = ready_to_zap + 2 * ready_to_clean`` (so 1 ... 4; the constant flag
+planes are written on the viewer's own cell only), 5 ... 8 another avatar facing
+the same way / to the viewer's right / back / to its left; codes 0 ... 53. Full
+view (``view=None``): 0 none, ``1 + facing + 4 * b`` the viewer itself (1 ... 16,
+facing 0 up, 1 right, 2 down, 3 left), 17 ... 20 another avatar by absolute facing;
+codes 0 ... 125. A removed avatar sees 0 everywhere. The encoder is
+:func:`dilemmas.envs.grid.compact_avatar_view`.
 
 Map. Melting Pot's and SSD's ASCII maps are not shipped; the map is generated from
 constructor arguments: a wall border, ``river_rows`` rows of river across the top
@@ -135,6 +151,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import gymnasium.spaces
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -167,6 +184,10 @@ INFO_KEYS = (
 )
 TERRAIN_CHANNELS = ("wall", "river", "orchard", "dirt", "apple")
 FLAG_CHANNELS = ("ready_to_zap", "ready_to_clean")
+#: Terrain part of a compact code (``obs_format="compact"``), ``code % 6``: each
+#: cell's terrain planes are one of these (dirt lies only on river cells, apples
+#: only on orchard cells; outside the map reads as wall).
+COMPACT_TERRAIN = ("ground", "wall", "river", "dirt", "orchard", "apple")
 LEGEND = "#~o."
 
 
@@ -288,6 +309,8 @@ class Cleanup(rules.CommonsGame):
       view: the egocentric window ``(forward, backward, left, right)``, or
         ``None`` for the full map.
       max_steps: default episode length of :attr:`default_params` (1000).
+      obs_format: ``"planes"`` (default, one-hot planes) or ``"compact"`` (one
+        ``uint8`` code per cell; table in the module docstring).
     """
 
     num_actions = 9
@@ -310,7 +333,9 @@ class Cleanup(rules.CommonsGame):
         layout: str | None = None,
         view: tuple[int, int, int, int] | None = (9, 1, 5, 5),
         max_steps: int = 1000,
+        obs_format: str = "planes",
     ):
+        self.obs_format = grid.check_obs_format(obs_format)
         self.num_agents = rules.check_int("num_agents", num_agents, 1)
         self._max_steps = rules.check_int("max_steps", max_steps, 1)
         sizes = (height, width, river_rows, orchard_rows)
@@ -358,6 +383,25 @@ class Cleanup(rules.CommonsGame):
             )
         self.num_river_cells = int(self.river.sum())
         self._init_observation(view, TERRAIN_CHANNELS, FLAG_CHANNELS)
+        # Static terrain codes of the compact format; dirt and apples add 1.
+        self._terrain_code = (
+            self.walls * 1 + self.river * 2 + self.orchard * 4
+        ).astype(np.int32)
+        self.code_names = grid.avatar_code_names(
+            COMPACT_TERRAIN, FLAG_CHANNELS, self.view is not None
+        )
+        if self.obs_format == "compact":
+            self.obs_shape = self.obs_shape[1:]
+
+    def static_config(self) -> tuple:
+        return (*super().static_config(), self.obs_format)
+
+    def observation_space(self) -> gymnasium.spaces.Box:
+        if self.obs_format == "planes":
+            return super().observation_space()
+        return gymnasium.spaces.Box(
+            0, len(self.code_names) - 1, self.obs_shape, np.uint8
+        )
 
     def make_params(self, **overrides: Any) -> CleanupParams:
         """Validated params: the defaults of the module docstring, with overrides."""
@@ -529,7 +573,20 @@ class Cleanup(rules.CommonsGame):
 
     @functools.partial(jax.jit, static_argnums=(0,))
     def observe(self, state: CleanupState) -> jax.Array:
-        """``uint8[N, *obs_shape]``: every avatar's planes (see ``channel_names``)."""
+        """``uint8[N, *obs_shape]``: every avatar's planes (see ``channel_names``),
+        or with ``obs_format="compact"`` its cell codes (see ``code_names``)."""
+        flags = jnp.stack([state.zap_timer == 0, state.clean_timer == 0], axis=-1)
+        if self.obs_format == "compact":
+            terrain = jnp.asarray(self._terrain_code) + state.dirt + state.apples
+            return grid.compact_avatar_view(
+                terrain,
+                len(COMPACT_TERRAIN),
+                state.pos,
+                state.orientation,
+                state.removed == 0,
+                flags,
+                self.view,
+            )
         terrain = jnp.stack(
             [
                 jnp.asarray(self.walls),
@@ -539,7 +596,6 @@ class Cleanup(rules.CommonsGame):
                 state.apples,
             ]
         )
-        flags = jnp.stack([state.zap_timer == 0, state.clean_timer == 0], axis=-1)
         return rules.observe(
             terrain, state.pos, state.orientation, state.removed == 0, flags, self.view
         )

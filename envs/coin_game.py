@@ -16,7 +16,9 @@ observation          ``float32[4 * H * W]`` (or ``[4, H, W]`` with ``flat_obs=Fa
                      own-first planes: own position, co-player position, own-colour
                      coin(s), other-colour coin(s); so swapping the agents swaps the
                      observations. ``egocentric=True`` rolls the torus so the observer
-                     sits at ``(H // 2, W // 2)``.
+                     sits at ``(H // 2, W // 2)``. ``obs_format="compact"``:
+                     ``uint8[H * W]`` (``[H, W]``) instead, one bit-field code
+                     per cell (see below)
 reward               per agent: ``pickup_reward`` (+1) for every coin it picks up,
                      whatever the colour, plus ``penalty`` (-2) for every coin of its
                      colour the co-player picks up this step
@@ -28,6 +30,12 @@ info                 ``own_coins``, ``other_coins``: ``int32[2]`` pickups of coi
                      ``coin_lost``: ``int32[2]`` coins of the agent's colour taken by
                      the co-player
 ===================  ==============================================================
+
+Compact observation (``obs_format="compact"``, issue #16): the same four planes as
+one ``uint8`` code per cell, a bit field ``code = own_position + 2 * other_position
++ 4 * own_coin + 8 * other_coin`` (bit ``k`` is plane ``k`` of ``PLANES``, so codes
+0 ... 15: several things may share a cell); ``flat_obs`` and ``egocentric`` act on
+it as on the planes; ``observation_space`` is ``Box(0, 15, shape, uint8)``.
 
 Variants (Ambiguity in ``specs/grid_dilemmas.md`` §4: which variant is the default):
 
@@ -153,6 +161,9 @@ class CoinGame(MultiAgentEnv[CoinGameState, CoinGameParams]):
         Pax/JaxMARL variant (5 actions with stay, one coin of each colour).
       flat_obs: observations ``float32[4 * H * W]`` (True) or ``[4, H, W]`` planes.
       egocentric: recentre each agent's planes on its own position (torus roll).
+      obs_format: ``"planes"`` (default, the four planes as float32) or
+        ``"compact"`` (one ``uint8`` bit-field code per cell, see the module
+        docstring).
       max_steps: default episode length.
       distinct_start, coins_avoid_agents: defaults of the params of the same name;
         ``None`` takes the variant's (True for one coin, False for two).
@@ -175,7 +186,9 @@ class CoinGame(MultiAgentEnv[CoinGameState, CoinGameParams]):
         max_steps: int = 50,
         distinct_start: bool | None = None,
         coins_avoid_agents: bool | None = None,
+        obs_format: str = "planes",
     ):
+        self.obs_format = grid.check_obs_format(obs_format)
         self.height = _positive_int("height", height)
         self.width = _positive_int("width", width)
         if num_coins not in (1, 2) or isinstance(num_coins, bool):
@@ -201,6 +214,7 @@ class CoinGame(MultiAgentEnv[CoinGameState, CoinGameParams]):
             self.num_coins,
             self.flat_obs,
             self.egocentric,
+            self.obs_format,
         )
 
     @property
@@ -325,7 +339,10 @@ class CoinGame(MultiAgentEnv[CoinGameState, CoinGameParams]):
     # -- observation ----------------------------------------------------------
 
     def observe(self, state: CoinGameState) -> jax.Array:
-        """Own-first observations, ``[2, 4 * H * W]`` (or ``[2, 4, H, W]``)."""
+        """Own-first observations, ``[2, 4 * H * W]`` (or ``[2, 4, H, W]``);
+        compact: ``uint8[2, H * W]`` (or ``[2, H, W]``) bit-field codes."""
+        if self.obs_format == "compact":
+            return self._observe_compact(state)
         # Every object (two agents, then the coins) has a flat cell and, for each
         # observer, a plane: 0 itself, 1 the co-player, 2 own-colour coin, 3 other.
         cells = jnp.concatenate([state.agent_pos, state.coin_pos])  # [K, 2]
@@ -348,6 +365,30 @@ class CoinGame(MultiAgentEnv[CoinGameState, CoinGameParams]):
             planes = jax.vmap(self._recentre)(planes, state.agent_pos)
         return planes.reshape(2, -1) if self.flat_obs else planes
 
+    def _observe_compact(self, state: CoinGameState) -> jax.Array:
+        """``uint8[2, H * W]`` (or ``[2, H, W]``): ``sum(2**plane)`` per cell."""
+        # Each plane holds one object (an agent, or the one coin of a colour), so
+        # the sum of 2**plane over the objects on a cell is the bit field.
+        cells = jnp.concatenate([state.agent_pos, state.coin_pos])  # [K, 2]
+        flat = cells[:, 0] * self.width + cells[:, 1]  # [K]
+        observer = jnp.arange(2, dtype=jnp.int32)[:, None]
+        weight = jnp.concatenate(
+            [
+                1 + (observer != jnp.arange(2, dtype=jnp.int32)).astype(jnp.int32),
+                4 << (observer != state.coin_colour).astype(jnp.int32),
+            ],
+            axis=1,
+        )  # [2, K]: 1 self, 2 co-player, 4 own-colour coin, 8 other coin
+        grid_cells = jnp.arange(self.height * self.width, dtype=jnp.int32)
+        codes = jnp.sum(
+            jnp.where(flat[:, None] == grid_cells, weight[:, :, None], 0), axis=1
+        )  # [2, H * W]
+        codes = codes.reshape(2, 1, self.height, self.width)
+        if self.egocentric:
+            codes = jax.vmap(self._recentre)(codes, state.agent_pos)
+        codes = codes.astype(jnp.uint8)
+        return codes.reshape(2, -1) if self.flat_obs else codes[:, 0]
+
     def _recentre(self, planes: jax.Array, pos: jax.Array) -> jax.Array:
         """Roll the torus so that ``pos`` lands on ``(H // 2, W // 2)``."""
         return grid.egocentric_view(
@@ -362,6 +403,11 @@ class CoinGame(MultiAgentEnv[CoinGameState, CoinGameParams]):
         )
 
     def observation_space(self) -> gymnasium.spaces.Box:
+        if self.obs_format == "compact":
+            shape = (self.height, self.width)
+            if self.flat_obs:
+                shape = (self.height * self.width,)
+            return gymnasium.spaces.Box(0, 15, shape=shape, dtype=np.uint8)
         shape = (len(PLANES), self.height, self.width)
         if self.flat_obs:
             shape = (int(np.prod(shape)),)

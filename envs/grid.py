@@ -184,6 +184,111 @@ def egocentric_view(
     return jnp.where(inside[None], window, jnp.asarray(pad_value, planes.dtype))
 
 
+#: The values of the grid games' ``obs_format`` option: ``"planes"`` (one-hot planes,
+#: the default) or ``"compact"`` (one small-integer code per cell).
+OBS_FORMATS: tuple[str, ...] = ("planes", "compact")
+
+
+def check_obs_format(obs_format: object) -> str:
+    """``obs_format`` if it is one of :data:`OBS_FORMATS`, else a ValueError."""
+    if not isinstance(obs_format, str) or obs_format not in OBS_FORMATS:
+        allowed = ", ".join(repr(name) for name in OBS_FORMATS)
+        raise ValueError(f"obs_format must be one of {allowed}, got {obs_format!r}")
+    return obs_format
+
+
+def avatar_code_names(
+    terrain: tuple[str, ...], flags: tuple[str, ...], egocentric: bool
+) -> tuple[str, ...]:
+    """Names of the codes :func:`compact_avatar_view` writes, ``names[code]``.
+
+    A code is ``terrain + len(terrain) * avatar``; ``avatar`` is 0 (none), then
+    ``self`` (``self_facing_u/r/d/l`` in the full view) with every combination
+    of ``flags`` (bit ``k`` of the combination is ``flags[k]``; the flags are
+    written on the viewer's own cell only), then ``others_facing_*`` (relative to
+    the viewer in an egocentric view, absolute in the full view). A name reads
+    ``"<terrain>"`` or ``"<terrain>+<avatar>"``, e.g. ``"apple+self+ready_to_zap"``.
+    """
+    own = ("self",) if egocentric else tuple(f"self_facing_{d}" for d in "urdl")
+    if egocentric:
+        others = tuple(f"others_facing_{d}" for d in ("same", "right", "back", "left"))
+    else:
+        others = tuple(f"others_facing_{d}" for d in "urdl")
+    with_flags = []
+    for bits in range(2 ** len(flags)):
+        set_flags = [name for k, name in enumerate(flags) if bits >> k & 1]
+        with_flags += ["+".join([name, *set_flags]) for name in own]
+    avatars = ("", *with_flags, *others)
+    return tuple(
+        f"{cell}+{avatar}" if avatar else cell for avatar in avatars for cell in terrain
+    )
+
+
+def compact_avatar_view(
+    terrain: jax.Array,
+    num_terrain: int,
+    pos: jax.Array,
+    orientation: jax.Array,
+    present: jax.Array,
+    flags: jax.Array,
+    view: tuple[int, int, int, int] | None,
+    *,
+    wall_code: int = 1,
+) -> jax.Array:
+    """``uint8[N, h, w]``: one code per cell of every avatar's window.
+
+    The compact counterpart of one-hot observation planes of avatars on a bounded
+    map (Cleanup's and Harvest's): ``terrain`` (``int[H, W]``, values in
+    ``[0, num_terrain)``) is each cell's terrain code; ``pos``, ``orientation``
+    and ``present`` the avatars; ``flags`` (``bool[N, F]``) each avatar's
+    non-spatial flags. A cell's code is ``terrain + num_terrain * avatar`` with
+    ``avatar`` as :func:`avatar_code_names` lists: 0 no avatar; ``1 + s + S * b``
+    the viewer itself (``S`` = 1 self kind in an egocentric view, 4 by absolute
+    facing ``s`` in the full view; ``b`` = ``sum(flags[k] << k)``); ``1 + S *
+    2**F + r`` another present avatar facing ``r`` (relative to the viewer in an
+    egocentric view: 0 the same way, 1 to its right, 2 towards it, 3 to its left;
+    absolute in the full view). The rules keep avatars on distinct cells, so one
+    avatar code per cell suffices. With ``view = (forward, backward, left,
+    right)`` the window is :func:`egocentric_view`'s and cells outside the map
+    read ``wall_code``; with ``None`` it is the whole map unrotated. A removed
+    viewer (``present`` False) sees code 0 everywhere.
+    """
+    num = pos.shape[0]
+    height, width = terrain.shape
+    num_flags = flags.shape[1]
+    bits = jnp.sum(
+        flags.astype(jnp.int32) << jnp.arange(num_flags, dtype=jnp.int32), axis=1
+    )
+    pos = jnp.asarray(pos, jnp.int32)
+    orientation = jnp.asarray(orientation, jnp.int32)
+    safe = jnp.where(present[:, None], pos, jnp.array([height, width]))
+    # Absolute facing + 1 of the present avatar on each cell, 0 where none stands.
+    facing = jnp.zeros((height, width), jnp.int32)
+    facing = facing.at[safe[:, 0], safe[:, 1]].set(orientation + 1, mode="drop")
+    terrain = jnp.asarray(terrain, jnp.int32)
+    num_self = 1 if view is not None else 4
+    first_other = 1 + num_self * 2**num_flags
+    if view is None:
+        others = jnp.where(facing > 0, first_other + facing - 1, 0)
+        avatar = jnp.broadcast_to(others, (num, height, width))
+        own = 1 + orientation + num_self * bits
+        avatar = avatar.at[jnp.arange(num), pos[:, 0], pos[:, 1]].set(own)
+        cells = jnp.broadcast_to(terrain, (num, height, width))
+    else:
+        forward, backward, left, right = view
+        window = dict(forward=forward, backward=backward, left=left, right=right)
+        both = jnp.stack([terrain, facing])
+        seen = jax.vmap(
+            lambda p, o: egocentric_view(both, p, o, pad_value=-1, **window)
+        )(pos, orientation)
+        cells = jnp.where(seen[:, 0] < 0, wall_code, seen[:, 0])
+        relative = jnp.mod(seen[:, 1] - 1 - orientation[:, None, None], 4)
+        avatar = jnp.where(seen[:, 1] > 0, first_other + relative, 0)
+        avatar = avatar.at[:, forward, left].set(1 + bits)
+    codes = (cells + num_terrain * avatar) * present[:, None, None]
+    return codes.astype(jnp.uint8)
+
+
 def sample_cell(key: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
     """A uniformly random ``True`` cell of ``mask`` (``bool[H, W]``).
 

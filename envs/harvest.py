@@ -27,7 +27,9 @@ observation          ``uint8[C, forward + backward + 1, left + right + 1]`` plan
                      ready-to-zap (a constant plane, Melting Pot's
                      ``READY_TO_SHOOT``). ``view=None`` gives the full map unrotated
                      instead, with four self planes by absolute facing. A removed
-                     avatar sees zeros.
+                     avatar sees zeros. ``obs_format="compact"``: one ``uint8``
+                     code per cell of the same window instead (shape ``[h, w]``,
+                     see below)
 reward               ``apple_reward`` (+1) per apple eaten, minus ``zap_cost`` per
                      zap beam fired and ``zap_penalty`` per zap beam received (both
                      0 by default, as in Melting Pot; SSD uses 1 and 50)
@@ -44,6 +46,19 @@ info                 per-step ``int32[N]``: ``apples_eaten``, ``zaps_fired`` (za
                      and Harvest log the same keys)
 render modes         ``ansi`` and ``rgb_array``
 ===================  ==============================================================
+
+Compact observation (``obs_format="compact"``, issue #16): the same information as
+the planes, one code per cell, ``code = terrain + 4 * avatar`` (``env.code_names``
+names every code; ``observation_space`` is ``Box(0, max code, [h, w], uint8)``).
+``terrain`` (``COMPACT_TERRAIN``): 0 ground, 1 wall (or outside the map), 2 grass
+without an apple, 3 apple (grass with an apple). ``avatar``, egocentric view: 0
+none, 1 + b the viewer itself with ``b = ready_to_zap`` (1 or 2; the constant flag
+plane is written on the viewer's own cell only), 3 ... 6 another avatar facing the
+same way / to the viewer's right / back / to its left; codes 0 ... 27. Full view
+(``view=None``): 0 none, ``1 + facing + 4 * b`` the viewer itself (1 ... 8, facing
+0 up, 1 right, 2 down, 3 left), 9 ... 12 another avatar by absolute facing; codes
+0 ... 51. A removed avatar sees 0 everywhere. The encoder is
+:func:`dilemmas.envs.grid.compact_avatar_view`.
 
 Map. Melting Pot's and SSD's ASCII maps are not shipped; the map is generated from
 constructor arguments: a wall border and diamond-shaped apple patches (the cells
@@ -130,12 +145,14 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import gymnasium.spaces
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
 from dilemmas.envs import _commons as rules
+from dilemmas.envs import grid
 from dilemmas.envs.core import LegendEntry, Timestep
 from dilemmas.envs.registry import register
 
@@ -160,6 +177,10 @@ INFO_KEYS = (
 )
 TERRAIN_CHANNELS = ("wall", "grass", "apple")
 FLAG_CHANNELS = ("ready_to_zap",)
+#: Terrain part of a compact code (``obs_format="compact"``), ``code % 4``: each
+#: cell's terrain planes are one of these (apples grow only on grass; outside the
+#: map reads as wall).
+COMPACT_TERRAIN = ("ground", "wall", "grass", "apple")
 LEGEND = "#A."
 #: Neighbourhoods reach at most 2 cells away (a 5 x 5 kernel).
 MAX_RADIUS_SQ = 8
@@ -277,6 +298,8 @@ class Harvest(rules.CommonsGame):
       view: the egocentric window ``(forward, backward, left, right)``, or
         ``None`` for the full map.
       max_steps: default episode length of :attr:`default_params` (1000).
+      obs_format: ``"planes"`` (default, one-hot planes) or ``"compact"`` (one
+        ``uint8`` code per cell; table in the module docstring).
     """
 
     num_actions = 8
@@ -297,7 +320,9 @@ class Harvest(rules.CommonsGame):
         layout: str | None = None,
         view: tuple[int, int, int, int] | None = (9, 1, 5, 5),
         max_steps: int = 1000,
+        obs_format: str = "planes",
     ):
+        self.obs_format = grid.check_obs_format(obs_format)
         self.num_agents = rules.check_int("num_agents", num_agents, 1)
         self._max_steps = rules.check_int("max_steps", max_steps, 1)
         sizes = (height, width, patch_radius, patch_spacing)
@@ -347,6 +372,23 @@ class Harvest(rules.CommonsGame):
                 "neither wall nor grass"
             )
         self._init_observation(view, TERRAIN_CHANNELS, FLAG_CHANNELS)
+        # Static terrain codes of the compact format; an apple adds 1.
+        self._terrain_code = (self.walls * 1 + self.grass * 2).astype(np.int32)
+        self.code_names = grid.avatar_code_names(
+            COMPACT_TERRAIN, FLAG_CHANNELS, self.view is not None
+        )
+        if self.obs_format == "compact":
+            self.obs_shape = self.obs_shape[1:]
+
+    def static_config(self) -> tuple:
+        return (*super().static_config(), self.obs_format)
+
+    def observation_space(self) -> gymnasium.spaces.Box:
+        if self.obs_format == "planes":
+            return super().observation_space()
+        return gymnasium.spaces.Box(
+            0, len(self.code_names) - 1, self.obs_shape, np.uint8
+        )
 
     def make_params(self, **overrides: Any) -> HarvestParams:
         """Validated params: the defaults of the module docstring, with overrides."""
@@ -497,11 +539,22 @@ class Harvest(rules.CommonsGame):
 
     @functools.partial(jax.jit, static_argnums=(0,))
     def observe(self, state: HarvestState) -> jax.Array:
-        """``uint8[N, *obs_shape]``: every avatar's planes (see ``channel_names``)."""
+        """``uint8[N, *obs_shape]``: every avatar's planes (see ``channel_names``),
+        or with ``obs_format="compact"`` its cell codes (see ``code_names``)."""
+        flags = (state.zap_timer == 0)[:, None]
+        if self.obs_format == "compact":
+            return grid.compact_avatar_view(
+                jnp.asarray(self._terrain_code) + state.apples,
+                len(COMPACT_TERRAIN),
+                state.pos,
+                state.orientation,
+                state.removed == 0,
+                flags,
+                self.view,
+            )
         terrain = jnp.stack(
             [jnp.asarray(self.walls), jnp.asarray(self.grass), state.apples]
         )
-        flags = (state.zap_timer == 0)[:, None]
         return rules.observe(
             terrain, state.pos, state.orientation, state.removed == 0, flags, self.view
         )
