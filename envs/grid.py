@@ -239,19 +239,20 @@ def compact_avatar_view(
 
     The compact counterpart of one-hot observation planes of avatars on a bounded
     map (Cleanup's and Harvest's): ``terrain`` (``int[H, W]``, values in
-    ``[0, num_terrain)``) is each cell's terrain code; ``pos``, ``orientation``
-    and ``present`` the avatars; ``flags`` (``bool[N, F]``) each avatar's
-    non-spatial flags. A cell's code is ``terrain + num_terrain * avatar`` with
-    ``avatar`` as :func:`avatar_code_names` lists: 0 no avatar; ``1 + s + S * b``
-    the viewer itself (``S`` = 1 self kind in an egocentric view, 4 by absolute
-    facing ``s`` in the full view; ``b`` = ``sum(flags[k] << k)``); ``1 + S *
-    2**F + r`` another present avatar facing ``r`` (relative to the viewer in an
-    egocentric view: 0 the same way, 1 to its right, 2 towards it, 3 to its left;
-    absolute in the full view). The rules keep avatars on distinct cells, so one
-    avatar code per cell suffices. With ``view = (forward, backward, left,
-    right)`` the window is :func:`egocentric_view`'s and cells outside the map
-    read ``wall_code``; with ``None`` it is the whole map unrotated. A removed
-    viewer (``present`` False) sees code 0 everywhere.
+    ``[0, num_terrain)``, as is ``wall_code``) is each cell's terrain code;
+    ``pos``, ``orientation`` and ``present`` the avatars; ``flags``
+    (``bool[N, F]``) each avatar's non-spatial flags. A cell's code is
+    ``terrain + num_terrain * avatar`` with ``avatar`` as
+    :func:`avatar_code_names` lists: 0 no avatar; ``1 + s + S * b`` the viewer
+    itself (``S`` = 1 self kind in an egocentric view, 4 by absolute facing ``s``
+    in the full view; ``b`` = ``sum(flags[k] << k)``); ``1 + S * 2**F + r``
+    another present avatar facing ``r`` (relative to the viewer in an egocentric
+    view: 0 the same way, 1 to its right, 2 towards it, 3 to its left; absolute in
+    the full view). The rules keep avatars on distinct cells, so one avatar code
+    per cell suffices. With ``view = (forward, backward, left, right)`` the window
+    is :func:`egocentric_view`'s and cells outside the map read ``wall_code``;
+    with ``None`` it is the whole map unrotated. A removed viewer (``present``
+    False) sees code 0 everywhere.
     """
     num = pos.shape[0]
     height, width = terrain.shape
@@ -277,14 +278,18 @@ def compact_avatar_view(
     else:
         forward, backward, left, right = view
         window = dict(forward=forward, backward=backward, left=left, right=right)
-        both = jnp.stack([terrain, facing])
+        # One gathered grid: terrain and facing packed as terrain + T * facing
+        # (outside the map: a wall and no avatar).
+        packed = (terrain + num_terrain * facing)[None]
         seen = jax.vmap(
-            lambda p, o: egocentric_view(both, p, o, pad_value=-1, **window)
-        )(pos, orientation)
-        cells = jnp.where(seen[:, 0] < 0, wall_code, seen[:, 0])
-        relative = jnp.mod(seen[:, 1] - 1 - orientation[:, None, None], 4)
-        avatar = jnp.where(seen[:, 1] > 0, first_other + relative, 0)
-        avatar = avatar.at[:, forward, left].set(1 + bits)
+            lambda p, o: egocentric_view(packed, p, o, pad_value=wall_code, **window)
+        )(pos, orientation)[:, 0]
+        cells, facing_seen = seen % num_terrain, seen // num_terrain
+        relative = jnp.mod(facing_seen - 1 - orientation[:, None, None], 4)
+        avatar = jnp.where(facing_seen > 0, first_other + relative, 0)
+        own_cell = np.zeros((forward + backward + 1, left + right + 1), bool)
+        own_cell[forward, left] = True
+        avatar = jnp.where(own_cell, (1 + bits)[:, None, None], avatar)
     codes = (cells + num_terrain * avatar) * present[:, None, None]
     return codes.astype(jnp.uint8)
 
