@@ -445,7 +445,7 @@ def observe(
             * (jax.nn.one_hot(own_flat, height * width, dtype=jnp.uint8)[:, None, :])
         )
         own = own.reshape(num, 4, height, width)
-        others = facing[None] * (1 - own.sum(axis=1, keepdims=True))
+        others = facing[None] * (1 - own.sum(axis=1, keepdims=True, dtype=jnp.uint8))
         spatial = jnp.concatenate(
             [
                 jnp.broadcast_to(

@@ -173,8 +173,7 @@ def test_commons_compact_codes_match_the_planes(case):
     removed_seen = False
     for seed in SEEDS:
         for planes, compact in _rollout_pairs(planes_env, compact_env, params, seed):
-            # (The planes of the full view come out uint32, not the uint8 their
-            # space declares: a known issue of _commons.observe, compared by value.)
+            assert planes.dtype == planes_env.observation_space().dtype == np.uint8
             assert compact.dtype == np.uint8
             assert compact.shape == (planes_env.num_agents, *space.shape)
             assert compact.shape == (planes.shape[0], *planes.shape[2:])
