@@ -334,8 +334,10 @@ def test_evaluation_record_follows_the_run_directory_format():
     assert np.asarray(series["meta reward"]).shape == (2, 3)
 
 
-def test_sharded_over_eight_devices_matches_one_device(tmp_path):
-    """The meta-batch axis sharded over 8 host devices gives the same iteration."""
+def test_sharded_over_four_devices_matches_one_device(tmp_path):
+    """The meta-batch axis sharded over 4 host devices (2 of the 8 meta-episodes
+    each) gives the same iteration. (8 devices took 6 minutes on a 2-core CI
+    machine; 4 make the same claim.)"""
     script = textwrap.dedent(
         """
         import json, sys, jax, numpy as np
@@ -356,7 +358,7 @@ def test_sharded_over_eight_devices_matches_one_device(tmp_path):
         """
     )
     results = []
-    for count in (1, 8):
+    for count in (1, 4):
         env = dict(
             os.environ,
             XLA_FLAGS=f"--xla_force_host_platform_device_count={count}",
@@ -365,13 +367,13 @@ def test_sharded_over_eight_devices_matches_one_device(tmp_path):
         path = tmp_path / f"out{count}.json"
         subprocess.run([sys.executable, "-c", script, str(path)], check=True, env=env)
         results.append(json.loads(path.read_text()))
-    one, eight = results
+    one, four = results
     assert (one["devices"], one["sharded"]) == (1, False)
-    assert (eight["devices"], eight["sharded"]) == (8, True)
-    for a, b in zip(one["params"], eight["params"], strict=True):
+    assert (four["devices"], four["sharded"]) == (4, True)
+    for a, b in zip(one["params"], four["params"], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     for name, value in one["metrics"].items():
-        np.testing.assert_allclose(value, eight["metrics"][name], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(value, four["metrics"][name], rtol=1e-4, atol=1e-5)
 
 
 def test_meta_batch_must_divide_over_devices(monkeypatch):
