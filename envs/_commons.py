@@ -690,8 +690,19 @@ class CommonsGame(MultiAgentEnv):
                 left + right + 1,
             )
 
+    def _init_compact(
+        self, compact_terrain: tuple[str, ...], flag_channels: tuple[str, ...]
+    ) -> None:
+        """Set ``code_names`` of the compact format and, with ``obs_format ==
+        "compact"``, ``obs_shape`` to the window (``[h, w]``)."""
+        self.code_names = grid.avatar_code_names(
+            compact_terrain, flag_channels, self.view is not None
+        )
+        if self.obs_format == "compact":
+            self.obs_shape = self.obs_shape[1:]
+
     def static_config(self) -> tuple:
-        return (self.num_agents, self.layout, self.view)
+        return (self.num_agents, self.layout, self.view, self.obs_format)
 
     @property
     def default_params(self) -> Any:
@@ -708,7 +719,8 @@ class CommonsGame(MultiAgentEnv):
         return {**self.DEFAULTS, "max_steps": self._max_steps, **overrides}
 
     def observation_space(self) -> gymnasium.spaces.Box:
-        return gymnasium.spaces.Box(0, 1, self.obs_shape, np.uint8)
+        high = 1 if self.obs_format == "planes" else len(self.code_names) - 1
+        return gymnasium.spaces.Box(0, high, self.obs_shape, np.uint8)
 
     def render_rgb(self, state: Any, params: Any, scale: int = 16) -> np.ndarray:
         """Host-side ``uint8[H * scale, W * scale, 3]`` picture of ``state``."""

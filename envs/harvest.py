@@ -145,7 +145,6 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import gymnasium.spaces
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -374,21 +373,7 @@ class Harvest(rules.CommonsGame):
         self._init_observation(view, TERRAIN_CHANNELS, FLAG_CHANNELS)
         # Static terrain codes of the compact format; an apple adds 1.
         self._terrain_code = (self.walls * 1 + self.grass * 2).astype(np.int32)
-        self.code_names = grid.avatar_code_names(
-            COMPACT_TERRAIN, FLAG_CHANNELS, self.view is not None
-        )
-        if self.obs_format == "compact":
-            self.obs_shape = self.obs_shape[1:]
-
-    def static_config(self) -> tuple:
-        return (*super().static_config(), self.obs_format)
-
-    def observation_space(self) -> gymnasium.spaces.Box:
-        if self.obs_format == "planes":
-            return super().observation_space()
-        return gymnasium.spaces.Box(
-            0, len(self.code_names) - 1, self.obs_shape, np.uint8
-        )
+        self._init_compact(COMPACT_TERRAIN, FLAG_CHANNELS)
 
     def make_params(self, **overrides: Any) -> HarvestParams:
         """Validated params: the defaults of the module docstring, with overrides."""
