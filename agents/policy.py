@@ -255,6 +255,19 @@ class Trained(NamedTuple):
     env_id: str
 
 
+def learners(
+    agent: Any, params: Any, count: int, obs_shape: tuple[int, ...], env_id: str
+) -> dict[str, Trained]:
+    """``learner_0`` ... ``learner_{count-1}`` of a co-player inference run: one
+    :class:`Trained` each, from ``params`` with leaves ``[num_seeds, count, ...]``."""
+    return {
+        f"learner_{i}": Trained(
+            agent, jax.tree.map(lambda x, i=i: x[:, i], params), obs_shape, env_id
+        )
+        for i in range(count)
+    }
+
+
 def policy_files(trained: Trained) -> tuple[bytes, bytes]:
     """The two files (``.json`` spec, ``.msgpack`` parameters) of one trained agent."""
     agent, params, obs_shape, env_id = trained

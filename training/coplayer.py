@@ -54,7 +54,7 @@ import numpy as np
 import optax
 
 from dilemmas.agents.networks import GRUPolicy, TabularPolicy
-from dilemmas.agents.policy import NetworkPolicy, Trained, own_payoffs
+from dilemmas.agents.policy import NetworkPolicy, Trained, learners, own_payoffs
 from dilemmas.agents.sequence import SequenceInputs
 from dilemmas.envs import make as make_env
 from dilemmas.envs.matrix_games import MatrixGame
@@ -770,15 +770,13 @@ class CoplayerExperiment:
         :func:`dilemmas.agents.load_policy`)."""
         algo = self.algo
         agent = NetworkPolicy(None, algo.net, algo.inputs, own_payoffs(algo.env_params))
-        return {
-            f"learner_{i}": Trained(
-                agent,
-                jax.tree.map(lambda x, i=i: x[:, i], state.params),
-                algo.inputs.obs_shape,
-                self.config.env_id,
-            )
-            for i in range(self.config.num_learners)
-        }
+        return learners(
+            agent,
+            state.params,
+            self.config.num_learners,
+            algo.inputs.obs_shape,
+            self.config.env_id,
+        )
 
     def summary(self, state: CoplayerState, metrics: Mapping[str, Any]) -> dict:
         del state

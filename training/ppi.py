@@ -88,7 +88,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dilemmas.agents.policy import PPIPolicy, Trained, own_payoffs
+from dilemmas.agents.policy import PPIPolicy, Trained, learners, own_payoffs
 from dilemmas.agents.ppi import OWN_ACTIONS, Planner, PPIAgent
 from dilemmas.agents.sequence import Z_DIM
 from dilemmas.agents.sequence_model import SequenceModel
@@ -766,15 +766,13 @@ class PPIExperiment:
         (``learner_0`` ...; see :func:`dilemmas.agents.load_policy`)."""
         algo = self.algo
         agent = PPIPolicy(None, algo.model, algo.planner, own_payoffs(algo.env_params))
-        return {
-            f"learner_{i}": Trained(
-                agent,
-                jax.tree.map(lambda x, i=i: x[:, i], state.params),
-                algo.inputs.obs_shape,
-                self.config.env_id,
-            )
-            for i in range(self.config.num_learners)
-        }
+        return learners(
+            agent,
+            state.params,
+            self.config.num_learners,
+            algo.inputs.obs_shape,
+            self.config.env_id,
+        )
 
     def summary(self, state: PPIState, metrics: Mapping[str, Any]) -> dict:
         del state
