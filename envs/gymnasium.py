@@ -437,11 +437,7 @@ class SingleAgentEnv(gymnasium.Env):
         layout = self._layout
         self._params = params
         self._build_compiled()
-        if self._buffer is not None and (
-            self._layout.size != layout.size
-            or self._layout.slots != layout.slots
-            or self._layout.treedefs != layout.treedefs
-        ):
+        if self._buffer is not None and not self._layout.same_layout(layout):
             self._buffer = self._host = None
 
     def _read(self, name: str) -> Any:

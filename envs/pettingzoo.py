@@ -117,6 +117,14 @@ class _Packed:
             self.slots[name] = tuple(slots)
         self.size = max(offset, 8)
 
+    def same_layout(self, other: _Packed) -> bool:
+        """Whether a buffer of ``other`` reads the same under this layout."""
+        return (self.size, self.slots, self.treedefs) == (
+            other.size,
+            other.slots,
+            other.treedefs,
+        )
+
     def slot(self, name: str) -> _Slot:
         """The slot of field ``name``, which must be a single array."""
         (slot,) = self.slots[name]
@@ -518,11 +526,7 @@ class JaxParallelEnv(pettingzoo.ParallelEnv):
         layout = self._layout
         self._params = params
         self._build_compiled()
-        if self._buffer is not None and (
-            self._layout.size != layout.size
-            or self._layout.slots != layout.slots
-            or self._layout.treedefs != layout.treedefs
-        ):
+        if self._buffer is not None and not self._layout.same_layout(layout):
             self._buffer = self._host = self._obs = None
             self.agents = []
 
