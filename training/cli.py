@@ -6,6 +6,8 @@ dilemmas play ipd-v0 --co-player tft       play an episode of fixed strategies
 dilemmas presets                           list the training presets
 dilemmas train PRESET [--set key=value]    train into a run directory
 dilemmas train --resume RUN_DIR            continue a killed or interrupted run
+dilemmas train ... --coordinator HOST:PORT --num-processes N --process-id I
+                                           one run over several processes/hosts
 dilemmas analyze RUN_DIR [RUN_DIR ...]     write a report of run directories
 dilemmas export-policies RUN_DIR           write a run's trained agents as policies
 dilemmas tournament tft RUN_DIR            Axelrod tournament of strategies and runs
@@ -378,7 +380,48 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _join_processes(args: argparse.Namespace) -> None:
+    """Join a multi-process run when the flags or ``DILEMMAS_*`` variables ask for
+    one (:mod:`dilemmas.training.distributed`), before JAX touches a device: before
+    importing the rest of the package (some modules hold ``jnp`` constants)."""
+    from dilemmas.training import distributed
+
+    distributed.initialize_from_env(
+        coordinator=args.coordinator,
+        num_processes=args.num_processes,
+        process_id=args.process_id,
+    )
+
+
+def _add_process_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "several processes or hosts (docs: README, Scaling out)"
+    )
+    group.add_argument(
+        "--coordinator",
+        default=None,
+        metavar="HOST:PORT",
+        help="process 0's address, the same for every process, or 'auto' on a "
+        "cluster JAX detects (SLURM, MPI, Kubernetes); default: "
+        "$DILEMMAS_COORDINATOR, else one process",
+    )
+    group.add_argument(
+        "--num-processes",
+        type=int,
+        default=None,
+        help="processes in the run (default: $DILEMMAS_NUM_PROCESSES)",
+    )
+    group.add_argument(
+        "--process-id",
+        type=int,
+        default=None,
+        help="this process's index from 0; process 0 writes the run directory "
+        "(default: $DILEMMAS_PROCESS_ID)",
+    )
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
+    _join_processes(args)
     from dilemmas.training import runner
 
     if args.resume is not None:
@@ -637,6 +680,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="newest checkpoints to keep (default 3)",
     )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_process_flags(train)
     train.set_defaults(run=_cmd_train)
 
     analyze = commands.add_parser(

@@ -79,6 +79,7 @@ import numpy as np
 
 from dilemmas.analysis.verdict import shaping_verdict
 from dilemmas.envs.seeding import key_from_seed
+from dilemmas.training import distributed
 from dilemmas.training.configs import (
     check_memory,
     config_from_json,
@@ -309,10 +310,16 @@ def _finite_per_seed(state: Any) -> jax.Array:
     return jax.numpy.stack(checks).all(axis=0)
 
 
-def _chunk_fn(experiment: Experiment, length: int) -> Callable[[Any], Any]:
+def _chunk_fn(
+    experiment: Experiment, length: int, shardings: Any = None
+) -> Callable[[Any], Any]:
     """``jit(chunk)``: ``chunk(state) -> (state, metrics, state_finite)`` runs
     ``length`` updates; metrics are stacked ``[length, num_seeds, ...]`` and
-    ``state_finite`` ``[length, num_seeds]`` checks the state after each update."""
+    ``state_finite`` ``[length, num_seeds]`` checks the state after each update.
+
+    ``shardings`` (:func:`~dilemmas.training.distributed.state_shardings`) keep
+    the state where it is and replicate the metrics on every device, so that every
+    process reads them without a collective."""
 
     def body(state, _):
         state, metrics = experiment.update(state)
@@ -322,7 +329,15 @@ def _chunk_fn(experiment: Experiment, length: int) -> Callable[[Any], Any]:
         state, (metrics, finite) = jax.lax.scan(body, state, None, length=length)
         return state, metrics, finite
 
-    return jax.jit(chunk)
+    if shardings is None:
+        return jax.jit(chunk)
+    mesh = jax.tree.leaves(shardings)[0].mesh
+    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    return jax.jit(
+        chunk,
+        in_shardings=(shardings,),
+        out_shardings=(shardings, replicated, replicated),
+    )
 
 
 def _num_seeds(state: Any) -> int:
@@ -397,6 +412,10 @@ class _Loop:
     settings: RunSettings
     label: str
     progress: bool
+    # process 0 writes the run directory; the others only compute
+    writer: bool = True
+    # where the state lives (distributed.state_shardings); None: where JAX puts it
+    shardings: Any = None
     chunks: dict[int, Callable] = dataclasses.field(default_factory=dict, init=False)
     last_checkpoint: int = dataclasses.field(default=-1, init=False)
     # sha256 and size of metrics.jsonl as written, and as of the last completed
@@ -404,12 +423,16 @@ class _Loop:
     metrics_hash: Any = dataclasses.field(default=None, init=False)
     metrics_size: int = dataclasses.field(default=0, init=False)
     metrics_done: tuple[int, str] = dataclasses.field(default=(0, ""), init=False)
+    # the same, as of the last checkpoint
+    metrics_checkpointed: tuple[int, str] = dataclasses.field(
+        default=(0, ""), init=False
+    )
     # the signal (SIGTERM) that asked the run to stop after the current chunk
     stop_signal: int | None = dataclasses.field(default=None, init=False)
 
     def chunk(self, length: int) -> Callable:
         if length not in self.chunks:
-            self.chunks[length] = _chunk_fn(self.experiment, length)
+            self.chunks[length] = _chunk_fn(self.experiment, length, self.shardings)
         return self.chunks[length]
 
     def write_summary(
@@ -433,18 +456,24 @@ class _Loop:
             summary["headline_per_seed"] = per_seed
         if timing:
             summary["timing"] = dict(timing)
-        _write_json(self.run_dir / SUMMARY_FILE, summary)
+        if self.writer:
+            _write_json(self.run_dir / SUMMARY_FILE, summary)
         return summary
 
     def checkpoint(self, iteration: int, state: Any) -> None:
-        save_checkpoint(
-            self.run_dir,
-            iteration,
-            state,
-            self.settings.keep_checkpoints,
-            metrics=self.metrics_done,
-        )
+        """Write a checkpoint (process 0); on every process of a multi-process run
+        (the state is gathered from all of them)."""
+        state = distributed.host_state(state)
+        if self.writer:
+            save_checkpoint(
+                self.run_dir,
+                iteration,
+                state,
+                self.settings.keep_checkpoints,
+                metrics=self.metrics_done,
+            )
         self.last_checkpoint = iteration
+        self.metrics_checkpointed = self.metrics_done
 
     def commit_metrics(self) -> None:
         """Mark the metrics written so far as those of the last completed chunk."""
@@ -455,8 +484,12 @@ class _Loop:
     ) -> dict[str, Any]:
         """Train from ``state`` at iteration ``start``; ``metrics`` is the content
         of ``metrics.jsonl`` (its ``start`` lines)."""
+        state = distributed.place(state, self.shardings)
+        distributed.barrier("dilemmas:start")
         with _sigterm_requests_stop(self):
-            return self._drive(state, start, wall_offset, metrics)
+            summary = self._drive(state, start, wall_offset, metrics)
+        distributed.barrier("dilemmas:end")
+        return summary
 
     def _drive(
         self, state: Any, start: int, wall_offset: float, metrics: bytes
@@ -470,6 +503,7 @@ class _Loop:
         self.metrics_hash = hashlib.sha256(metrics)
         self.metrics_size = len(metrics)
         self.commit_metrics()
+        self.metrics_checkpointed = self.metrics_done
         clock0 = time.perf_counter() - wall_offset
         done = (start, state)  # the last chunk whose metric lines are all written
         last_metrics: dict[str, np.ndarray] = {}
@@ -481,17 +515,21 @@ class _Loop:
             "seconds_in_compiled_code": 0.0,
             "seconds_outside_compiled_code": 0.0,
         }
-        writer = SummaryWriter(
-            logdir=str(self.run_dir),
-            purge_step=start + 1 if start else None,
-            filename_suffix=f".{os.getpid()}.{time.time_ns()}",
+        writer = (
+            SummaryWriter(
+                logdir=str(self.run_dir),
+                purge_step=start + 1 if start else None,
+                filename_suffix=f".{os.getpid()}.{time.time_ns()}",
+            )
+            if self.writer
+            else None
         )
         bar = tqdm(
             total=total,
             initial=start,
             desc=self.label,
             unit="it",
-            disable=not self.progress,
+            disable=not (self.progress and self.writer),
             dynamic_ncols=True,
             smoothing=0,  # the rate since the first chunk (_restart_rate)
         )
@@ -540,20 +578,25 @@ class _Loop:
                 if first and done[0] < total and not bar.disable:
                     _restart_rate(bar, chunk_end - chunk_start)
                 previous_end = time.perf_counter() - clock0
-                if self.stop_signal is not None:
-                    raise Terminated(self.stop_signal)
+                if distributed.any_process(self.stop_signal is not None):
+                    raise Terminated(self.stop_signal or signal.SIGTERM)
         except KeyboardInterrupt as err:
             self.interrupted(*done, time.perf_counter() - clock0, err)
             raise
         finally:
             bar.close()
-            writer.close()
+            if writer is not None:
+                writer.close()
         iteration, state = done
         if self.last_checkpoint != iteration:
             self.checkpoint(iteration, state)
-        evaluation = experiment.evaluate(state)
-        _write_json(self.run_dir / EVALUATION_FILE, evaluation)
-        write_policies(self.run_dir, experiment, state)
+        state = distributed.host_state(state)  # on every process: a collective
+        if self.writer:
+            evaluation = experiment.evaluate(state)
+            _write_json(self.run_dir / EVALUATION_FILE, evaluation)
+            write_policies(self.run_dir, experiment, state)
+        else:
+            evaluation = {}
         if not last_metrics:  # resumed at the end: the last metrics line
             last_metrics = self.last_logged_metrics()
         measured = (
@@ -571,6 +614,8 @@ class _Loop:
             experiment.summary(state, last_metrics),
             timing={k: round(v, 4) for k, v in timing.items()},
         )
+        if not self.writer:
+            return summary
         print(f"{self.label}: {format_summary(summary, self.run_dir)}")
         verdict = shaping_verdict(evaluation)
         if verdict is not None:
@@ -593,8 +638,8 @@ class _Loop:
         length: int,
     ) -> None:
         """Append the first ``count`` iterations of a chunk to metrics.jsonl and
-        TensorBoard."""
-        if count == 0:
+        TensorBoard (process 0)."""
+        if count == 0 or not self.writer:
             return
         means = {name: _mean(value) for name, value in metrics.items()}
         lines = []
@@ -659,9 +704,21 @@ class _Loop:
     def interrupted(
         self, iteration: int, state: Any, wall_time: float, why: BaseException
     ) -> None:
-        if iteration > 0 and iteration != self.last_checkpoint:
+        """Checkpoint the last completed chunk and say so in ``summary.json``.
+
+        Over several processes only a stop they agreed on (:class:`Terminated`,
+        after ``SIGTERM`` reached any of them) gathers the state for a checkpoint;
+        after any other interrupt the others may be gone, so the run resumes from
+        its last periodic checkpoint."""
+        agreed = isinstance(why, Terminated) or not distributed.multi_process()
+        if not agreed:
+            iteration = self.last_checkpoint
+        elif iteration > 0 and iteration != self.last_checkpoint:
             self.checkpoint(iteration, state)
-        path, size = self.run_dir / METRICS_FILE, self.metrics_done[0]
+        if not self.writer:
+            return
+        path = self.run_dir / METRICS_FILE
+        size = (self.metrics_done if agreed else self.metrics_checkpointed)[0]
         if path.exists() and path.stat().st_size != size:
             with open(path, "rb") as f:
                 atomic_write(path, f.read(size))  # the lines 1..iteration
@@ -801,7 +858,8 @@ def run(
     )
     _check_memory(experiment.config)
     run_dir = Path(run_dir)
-    _check_new_directory(run_dir)
+    writer = distributed.is_writer()
+    _agreed(writer, lambda: _check_new_directory(run_dir))
     state = experiment.init(key_from_seed(settings.seed))
     record = {
         "format_version": FORMAT_VERSION,
@@ -814,12 +872,56 @@ def run(
         "num_seeds": _num_seeds(state),
         "created": _now(),
     }
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with lock_run_directory(run_dir):
-        _check_new_directory(run_dir)  # nobody came first
-        _write_config(run_dir, record)
-        loop = _Loop(experiment, run_dir, settings, preset or experiment.kind, progress)
+    with contextlib.ExitStack() as held:
+
+        def create() -> None:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            held.enter_context(lock_run_directory(run_dir))
+            _check_new_directory(run_dir)  # nobody came first
+            _write_config(run_dir, record)
+
+        _agreed(writer, create)
+        loop = _Loop(
+            experiment,
+            run_dir,
+            settings,
+            preset or experiment.kind,
+            progress,
+            writer=writer,
+            shardings=_shardings(state),
+        )
         return loop.drive(state, 0, 0.0)
+
+
+def _shardings(state: Any) -> Any:
+    """Where the run keeps ``state``: on the mesh of every process's devices
+    (:func:`~dilemmas.training.distributed.state_shardings`) when there are
+    several; ``None`` (where JAX puts it) with one device."""
+    return distributed.state_shardings(distributed.global_mesh(), state)
+
+
+def _agreed(here: bool, prepare: Callable[[], Any]) -> Any:
+    """``prepare()`` where ``here`` is true; then every process learns whether it
+    failed anywhere, so that none of them goes on to wait for the others in a
+    collective (in a one-process run this is just ``prepare()``).
+
+    Raises:
+      Exception: ``prepare``'s own error where it failed, and
+        :class:`RunDirectoryError` on the other processes.
+    """
+    error, result = None, None
+    if here:
+        try:
+            result = prepare()
+        except Exception as err:
+            error = err
+    if distributed.any_process(error is not None):
+        if error is not None:
+            raise error
+        raise RunDirectoryError(
+            "another process of the run failed to prepare it (its error says why)"
+        )
+    return result
 
 
 def _stored_config(config: Mapping[str, Any]) -> Any:
@@ -919,16 +1021,56 @@ def resume(
         raise RunDirectoryError(
             f"{run_dir} has no {CONFIG_FILE} (not a run directory?)"
         )
-    with lock_run_directory(run_dir):
-        return _resume_locked(run_dir, experiment, progress, overrides)
+    writer = distributed.is_writer()
+    with contextlib.ExitStack() as held:
+
+        def prepare() -> _Resumed:
+            held.enter_context(lock_run_directory(run_dir))
+            return _prepare_resume(run_dir, experiment, overrides, writes=True)
+
+        # process 0 first (it may record overrides and cut metrics.jsonl), then
+        # the others read the directory as it left it
+        first = _agreed(writer, prepare)
+        others = _agreed(
+            not writer,
+            lambda: _prepare_resume(run_dir, experiment, overrides, writes=False),
+        )
+        resumed = first if writer else others
+        loop = _Loop(
+            resumed.experiment,
+            run_dir,
+            resumed.settings,
+            resumed.label,
+            progress,
+            writer=writer,
+            shardings=_shardings(resumed.state),
+        )
+        return loop.drive(
+            resumed.state, resumed.start, resumed.wall_offset, resumed.metrics
+        )
 
 
-def _resume_locked(
+class _Resumed(NamedTuple):
+    """What a resumed run starts from."""
+
+    experiment: Experiment
+    settings: RunSettings
+    label: str
+    state: Any
+    start: int
+    wall_offset: float
+    metrics: bytes
+
+
+def _prepare_resume(
     run_dir: Path,
     experiment: Experiment | None,
-    progress: bool,
     overrides: list[str],
-) -> dict[str, Any]:
+    writes: bool,
+) -> _Resumed:
+    """Read and check a run directory, restore its checkpoint and (``writes``:
+    process 0, holding the lock) record the overrides and cut ``metrics.jsonl``
+    back to the checkpoint."""
     config = read_config(run_dir)
     summary_path = run_dir / SUMMARY_FILE
     summary = _previous_summary(summary_path)
@@ -993,11 +1135,13 @@ def _resume_locked(
                 entry,
             ],
         }
-        _write_config(run_dir, config)
+        if writes:
+            _write_config(run_dir, config)
+    label = config.get("preset") or experiment.kind
+    if not writes:
+        return _Resumed(experiment, settings, label, state, start, 0.0, b"")
     _remove_stale_temporaries(run_dir)
     wall_offset, metrics = _truncate_metrics(run_dir / METRICS_FILE, start, verified)
     with contextlib.suppress(FileNotFoundError):
         summary_path.unlink()
-    label = config.get("preset") or experiment.kind
-    loop = _Loop(experiment, run_dir, settings, label, progress)
-    return loop.drive(state, start, wall_offset, metrics)
+    return _Resumed(experiment, settings, label, state, start, wall_offset, metrics)
