@@ -74,7 +74,7 @@ from dilemmas.training.configs import (
 ESTIMATORS = ("coala", "mfos", "batch_unaware")
 NETWORKS = ("hawk", "gru", "mlp", "tabular")
 ALGORITHMS = ("ppo", "a2c")
-NAIVE_OPTIMISERS = ("adam", "sgd")
+OPTIMISERS = ("adam", "sgd")
 
 _GAE = {
     "coala": estimators.coala_gae,
@@ -119,6 +119,9 @@ class ShapingConfig:
         ``inner_episode_length``.
       estimator: advantage rule against naive opponents: ``"coala"``,
         ``"mfos"`` or ``"batch_unaware"``.
+      pool_estimators: one estimator per meta agent, comma-separated (e.g.
+        ``"coala,mfos"`` with ``pool_size=2``: a COALA and an M-FOS agent trained
+        in one pool, App. H.3); empty: every agent uses ``estimator``.
       network: ``"hawk"`` (the paper), ``"gru"``, ``"mlp"`` or ``"tabular"``
         (memory-one; matrix games only); meta agents and naive learners share it.
       hidden: width of the network (Hawk embedding, LRU and MLP width; GRU hidden
@@ -131,6 +134,11 @@ class ShapingConfig:
       p_naive: probability that an opponent is a naive learner.
       pool_size: number of meta (learning-aware) agents.
       naive_pool_size: number of naive initialisations (static naive agents).
+      dynamic_naive_agents: at the start of every iteration, naive
+        initialisation ``k`` becomes a copy of meta agent ``k mod pool_size``
+        (spec §1.7, the paper's Cleanup mixed pool): naive opponents start as
+        capable policies, reset their context every inner episode and keep
+        learning by A2C; the static initialisations are then unused.
       num_seeds: independent runs, vmapped.
       seed: base seed.
       algorithm: meta update, ``"ppo"`` or ``"a2c"`` (one step on all data).
@@ -146,8 +154,11 @@ class ShapingConfig:
         mean-over-samples loss (spec §4 default).
       reward_scale: reward multiplier for values and advantages.
       gamma, lambda_td, lambda_gae: discount and lambdas of the meta agent.
-      lr, adam_eps, max_grad_norm: meta optimiser (Adam after global-norm
-        clipping).
+      optimiser: the meta agents' optimiser, ``"adam"`` (the IPD and Cleanup
+        pure shaping) or ``"sgd"`` (the Cleanup mixed pool, Table 7), after
+        global-norm clipping.
+      lr, adam_eps, max_grad_norm: its learning rate, Adam's eps, the clipping
+        norm.
       naive_*: the naive learners' A2C: learning rate, optimiser, reward scale,
         discount, value and entropy coefficients, advantage centring, gradient
         clipping.
@@ -168,6 +179,8 @@ class ShapingConfig:
     p_naive: float = 1.0
     pool_size: int = 1
     naive_pool_size: int = 10
+    dynamic_naive_agents: bool = False
+    pool_estimators: str = ""
     num_seeds: int = 1
     seed: int = 0
     algorithm: str = "ppo"
@@ -183,6 +196,7 @@ class ShapingConfig:
     gamma: float = 1.0
     lambda_td: float = 1.0
     lambda_gae: float = 1.0
+    optimiser: str = "adam"
     lr: float = 3e-4
     adam_eps: float = 1e-5
     max_grad_norm: float = 1.0
@@ -203,7 +217,8 @@ class ShapingConfig:
                 "estimator": ESTIMATORS,
                 "network": NETWORKS,
                 "algorithm": ALGORITHMS,
-                "naive_optimiser": NAIVE_OPTIMISERS,
+                "optimiser": OPTIMISERS,
+                "naive_optimiser": OPTIMISERS,
             },
         )
         positive = ("hidden", "iterations", "meta_batch", "batch", "pool_size")
@@ -237,6 +252,30 @@ class ShapingConfig:
             value = getattr(self, field)
             if not is_number(value) or not (value >= 0.0 and math.isfinite(value)):
                 raise ValueError(f"{field} must be a finite number >= 0, got {value!r}")
+        if not isinstance(self.dynamic_naive_agents, bool):
+            raise ValueError(
+                "dynamic_naive_agents must be true or false, got "
+                f"{self.dynamic_naive_agents!r}"
+            )
+        if not isinstance(self.pool_estimators, str):
+            raise ValueError(
+                "pool_estimators must be a comma-separated string such as "
+                f"'coala,mfos', got {self.pool_estimators!r}"
+            )
+        if self.pool_estimators:
+            names = [name.strip() for name in self.pool_estimators.split(",")]
+            unknown = [name for name in names if name not in ESTIMATORS]
+            if unknown:
+                raise ValueError(
+                    f"pool_estimators {self.pool_estimators!r}: unknown "
+                    f"estimator(s) {unknown}; choose from {ESTIMATORS}"
+                )
+            if len(names) != self.pool_size:
+                raise ValueError(
+                    f"pool_estimators {self.pool_estimators!r} names {len(names)} "
+                    f"estimators for pool_size = {self.pool_size} meta agents; give "
+                    "one per agent"
+                )
         if self.p_naive < 1.0 and self.pool_size < 2:
             raise ValueError(
                 f"p_naive = {self.p_naive} < 1 needs other meta agents to play, but "
@@ -309,6 +348,13 @@ class ShapingConfig:
         """A copy with ``changes`` applied (and validated)."""
         return dataclasses.replace(self, **changes)
 
+    @property
+    def agent_estimators(self) -> tuple[str, ...]:
+        """The estimator of each meta agent (``pool_estimators`` or ``estimator``)."""
+        if self.pool_estimators:
+            return tuple(name.strip() for name in self.pool_estimators.split(","))
+        return (self.estimator,) * self.pool_size
+
     def experiment(self) -> ShapingExperiment:
         """The run-driver view of this config (``dilemmas train``)."""
         return ShapingExperiment(self)
@@ -346,10 +392,12 @@ def make_network(cfg: ShapingConfig, num_actions: int) -> nn.Module:
 
 
 def make_meta_optimiser(cfg: ShapingConfig) -> optax.GradientTransformation:
-    return optax.chain(
-        optax.clip_by_global_norm(cfg.max_grad_norm),
-        optax.adam(cfg.lr, eps=cfg.adam_eps),
+    inner = (
+        optax.adam(cfg.lr, eps=cfg.adam_eps)
+        if cfg.optimiser == "adam"
+        else optax.sgd(cfg.lr)
     )
+    return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), inner)
 
 
 def make_naive_optimiser(cfg: ShapingConfig) -> optax.GradientTransformation:
@@ -433,6 +481,13 @@ class Shaping:
         )
         self.mesh = _batch_mesh(cfg.meta_batch)
         self.events, self.levels = self._grid_events()
+        # The estimators the pool uses (in ESTIMATORS order) and, per meta agent,
+        # the index of its own among them: a traced input of the vmapped update.
+        agent_estimators = cfg.agent_estimators
+        self.estimator_kinds = tuple(e for e in ESTIMATORS if e in agent_estimators)
+        self.estimator_index = np.asarray(
+            [self.estimator_kinds.index(e) for e in agent_estimators], np.int32
+        )
 
     def _grid_events(
         self,
@@ -511,6 +566,15 @@ class Shaping:
             key=key,
             iteration=jnp.zeros((), jnp.int32),
         )
+
+    def naive_inits(self, state: ShapingState) -> Any:
+        """The naive initialisations of this iteration, leaves ``[K, ...]``: the
+        static ones, or with ``dynamic_naive_agents`` copies of the current meta
+        agents (initialisation ``k`` from meta agent ``k mod pool_size``)."""
+        if not self.cfg.dynamic_naive_agents:
+            return state.naive_params
+        source = np.arange(self.cfg.naive_pool_size) % self.cfg.pool_size
+        return jax.tree.map(lambda x: x[source], state.params)
 
     # ---- rollouts -------------------------------------------------------------------
 
@@ -671,9 +735,11 @@ class Shaping:
     # ---- the meta update ------------------------------------------------------------
 
     def advantages(
-        self, episode: MetaEpisode, is_naive: jax.Array
+        self, episode: MetaEpisode, is_naive: jax.Array, estimator: Any = 0
     ) -> tuple[jax.Array, jax.Array]:
-        """Advantages and value targets ``[B, L]`` of one meta-episode."""
+        """Advantages and value targets ``[B, L]`` of one meta-episode of an agent
+        whose estimator is ``estimator_kinds[estimator]`` (``()`` int; the only
+        one in a pool of one estimator)."""
         cfg = self.cfg
         rewards = episode.rewards[..., 0] * cfg.reward_scale
         kwargs = {
@@ -683,11 +749,14 @@ class Shaping:
         targets = estimators.td_lambda_targets(
             rewards, episode.value, lambda_=cfg.lambda_td, **kwargs
         )
-        vs_naive = _GAE[cfg.estimator](
-            rewards, episode.value, lambda_=cfg.lambda_gae, **kwargs
-        )
-        if cfg.estimator == "coala" and cfg.scale_coala:
-            vs_naive = estimators.scale_coala_advantages(vs_naive)
+        vs_naive = None
+        for i, kind in enumerate(self.estimator_kinds):
+            adv = _GAE[kind](rewards, episode.value, lambda_=cfg.lambda_gae, **kwargs)
+            if kind == "coala" and cfg.scale_coala:
+                adv = estimators.scale_coala_advantages(adv)
+            vs_naive = (
+                adv if vs_naive is None else jnp.where(estimator == i, adv, vs_naive)
+            )
         vs_meta = estimators.batch_unaware_gae(
             rewards, episode.value, lambda_=cfg.lambda_gae, **kwargs
         )
@@ -748,10 +817,14 @@ class Shaping:
         episodes: MetaEpisode,
         is_naive: jax.Array,
         key: jax.Array,
+        estimator: jax.Array,
     ) -> tuple[Any, Any, dict[str, jax.Array]]:
-        """One meta agent's update from its meta-batch (leaves ``[E, B, L, ...]``)."""
+        """One meta agent's update from its meta-batch (leaves ``[E, B, L, ...]``);
+        ``estimator`` indexes :attr:`estimator_kinds`."""
         cfg = self.cfg
-        advantages, targets = jax.vmap(self.advantages)(episodes, is_naive)
+        advantages, targets = jax.vmap(self.advantages, in_axes=(0, 0, None))(
+            episodes, is_naive, estimator
+        )
         if cfg.normalize_advantages:
             advantages = _centre_by_kind(advantages, is_naive)
         E, B, L = advantages.shape
@@ -802,13 +875,15 @@ class Shaping:
         key, k_opp, k_play, k_update = jax.random.split(state.key, 4)
         is_naive, index = self.draw_opponents(k_opp)
         keys = jax.random.split(k_play, N * E).reshape(N, E)
-        episodes = self.play(state.params, state.naive_params, is_naive, index, keys)
+        naive_params = self.naive_inits(state)
+        episodes = self.play(state.params, naive_params, is_naive, index, keys)
         params, opt_state, loss_metrics = jax.vmap(self.agent_update)(
             state.params,
             state.opt_state,
             episodes,
             is_naive,
             jax.random.split(k_update, N),
+            jnp.asarray(self.estimator_index),
         )
         metrics = dict(loss_metrics)
         metrics.update(self.play_metrics(episodes, is_naive))
@@ -1052,12 +1127,23 @@ class ShapingExperiment:
         }
 
     def summary(self, state: ShapingState, metrics: Mapping[str, Any]) -> dict:
+        """Per seed, each headline metric's mean over the pool; in a pool of
+        several estimators also ``"<metric> [<estimator>]"``, the mean over the
+        agents of that estimator."""
         del state
-        return {
-            name: np.asarray(metrics[name], np.float64).mean(axis=-1).tolist()
-            for name in self.headline_metrics
-            if name in metrics
-        }
+        agent_estimators = np.asarray(self.config.agent_estimators)
+        kinds = self.algo.estimator_kinds
+        summary = {}
+        for name in self.headline_metrics:
+            if name not in metrics:
+                continue
+            values = np.asarray(metrics[name], np.float64)  # [seeds, agents]
+            summary[name] = values.mean(axis=-1).tolist()
+            if len(kinds) > 1:
+                for kind in kinds:
+                    mine = values[..., agent_estimators == kind]
+                    summary[f"{name} [{kind}]"] = mine.mean(axis=-1).tolist()
+        return summary
 
     def evaluate(self, state: ShapingState) -> dict[str, Any]:
         return evaluate(self.algo, state)
@@ -1077,9 +1163,10 @@ def _evaluation_rollouts(algo: Shaping, state: ShapingState, key: jax.Array):
     k_naive, k_meta, k_index = jax.random.split(key, 3)
     naive_index = jax.random.randint(k_index, (N, E), 0, cfg.naive_pool_size)
     keys = jax.random.split(k_naive, N * E).reshape(N, E)
+    naive_params = algo.naive_inits(state)
     vs_naive = algo.play(
         state.params,
-        state.naive_params,
+        naive_params,
         jnp.ones((N, E), bool),
         naive_index.astype(jnp.int32),
         keys,
@@ -1089,7 +1176,7 @@ def _evaluation_rollouts(algo: Shaping, state: ShapingState, key: jax.Array):
     if _is_matrix_game(algo):
         vs_alld = algo.play(
             jax.tree.map(lambda x: x[:1], state.params),
-            state.naive_params,
+            naive_params,
             jnp.ones((1, E), bool),
             naive_index[:1].astype(jnp.int32),
             keys[:1],
@@ -1105,7 +1192,7 @@ def _evaluation_rollouts(algo: Shaping, state: ShapingState, key: jax.Array):
         keys = jax.random.split(k_meta, N * index.shape[1]).reshape(index.shape)
         episodes = algo.play(
             state.params,
-            state.naive_params,
+            naive_params,
             jnp.zeros(index.shape, bool),
             index,
             keys,
@@ -1147,6 +1234,7 @@ def evaluate(algo: Shaping, state: ShapingState, seed: int = 12345) -> dict[str,
             "payoffs": payoffs.tolist() if payoffs is not None else None,
         },
         "num_seeds": cfg.num_seeds,
+        "estimators": list(cfg.agent_estimators),  # of meta_0, meta_1, ...
         "pairs": [],
         "memory_one": {},
     }
@@ -1287,6 +1375,81 @@ for _estimator, _suffix in (
         name=f"ipd-mixed-cpu{_suffix}", estimator=_estimator
     )
 PRESETS["ipd-meta-pool-cpu"] = _MIXED_CPU.replace(name="ipd-meta-pool-cpu", p_naive=0.0)
+# App. H.3: COALA and M-FOS agents trained in one pool, each also facing naive
+# learners (the paper's 0.850 +- 0.037 and 0.853 +- 0.017). The pool's size and
+# split are not stated; two agents of each estimator in the IPD mixed-pool setting
+# (4 meta agents, p_naive = 0.75) is our reading.
+_H3 = "coala,coala,mfos,mfos"
+PRESETS["ipd-coala-mfos"] = PRESETS["ipd-mixed"].replace(
+    name="ipd-coala-mfos", pool_estimators=_H3
+)
+PRESETS["ipd-coala-mfos-cpu"] = _MIXED_CPU.replace(
+    name="ipd-coala-mfos-cpu", pool_estimators=_H3, num_seeds=5
+)
+
+# CleanUp-lite (App. B, Tables 6-8; spec §7): T = 64. Pure shaping: one meta agent,
+# 10 static naive agents, M = 100, B = 32, meta-batch 512, PPO with normalised
+# advantages; COALA at learning rate 1e-3 and reward scale 0.1, M-FOS at 3e-3 and
+# batch-unaware at 1e-3 with reward scale 1 (spec §7.2, Table 7's row-order
+# ambiguity read as the default). Naive learners: A2C, Adam 0.005, reward scale 0.1,
+# gamma 0.99. Mixed pool: 3 meta agents, p_naive 0.75, 3 dynamic naive agents,
+# M = 5, B = 64, 30000 iterations, A2C with SGD (COALA 0.1, the baselines 0.03;
+# reward scale 0.1), naive SGD at 1.0 with gamma 1.
+_CLEANUP_LITE = _PAPER.replace(
+    env_id="cleanup_lite-v0",
+    inner_episode_length=64,
+    normalize_advantages=True,
+    naive_reward_scale=0.1,
+)
+_CLEANUP_SHAPING = {
+    "coala": dict(lr=1e-3, reward_scale=0.1),
+    "mfos": dict(lr=3e-3, reward_scale=1.0),
+    "batch_unaware": dict(lr=1e-3, reward_scale=1.0),
+}
+_CLEANUP_MIXED_LR = {"coala": 0.1, "mfos": 0.03, "batch_unaware": 0.03}
+# CPU scale: the same rules, network and learning settings, with B, M and the
+# meta-batch shrunk so that one run of 3 seeds takes 10-20 minutes on two cores.
+_CLEANUP_CPU = {
+    "shaping": dict(meta_batch=4, batch=8, num_inner_episodes=30, iterations=200),
+    "mixed": dict(meta_batch=8, batch=8, iterations=300),
+}
+for _estimator, _suffix in (
+    ("coala", ""),
+    ("mfos", "-mfos"),
+    ("batch_unaware", "-batch-unaware"),
+):
+    _shaping = _CLEANUP_LITE.replace(
+        name=f"cleanup_lite-shaping{_suffix}",
+        estimator=_estimator,
+        meta_batch=512,
+        batch=32,
+        num_inner_episodes=100,
+        **_CLEANUP_SHAPING[_estimator],
+    )
+    _mixed = _CLEANUP_LITE.replace(
+        name=f"cleanup_lite-mixed{_suffix}",
+        estimator=_estimator,
+        meta_batch=512,
+        batch=64,
+        num_inner_episodes=5,
+        iterations=30000,
+        p_naive=0.75,
+        pool_size=3,
+        naive_pool_size=3,
+        dynamic_naive_agents=True,
+        algorithm="a2c",
+        optimiser="sgd",
+        lr=_CLEANUP_MIXED_LR[_estimator],
+        reward_scale=0.1,
+        naive_optimiser="sgd",
+        naive_lr=1.0,
+        naive_gamma=1.0,
+    )
+    PRESETS[_shaping.name] = _shaping
+    PRESETS[_mixed.name] = _mixed
+    for _kind, _preset in (("shaping", _shaping), ("mixed", _mixed)):
+        _name = f"cleanup_lite-{_kind}-cpu{_suffix}"
+        PRESETS[_name] = _preset.replace(name=_name, num_seeds=3, **_CLEANUP_CPU[_kind])
 # The default of `dilemmas train` (the README's first command): COALA shaping naive
 # learners with B = 8 and M = 10, eight seeds (vmapped), about five minutes on two
 # CPU cores. Eight, because a seed's outcome depends on its trajectory (and so on
