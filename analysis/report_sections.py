@@ -673,12 +673,20 @@ class ReportWriter:
 def _agent_names(group: Group) -> list[str]:
     """Labels of the agents axis of ``group``'s metrics, as in evaluation.json:
     ``learner_<i>`` for co-player inference runs, ``meta_<i>`` for shaping and
-    analytic runs (whose naive learners' metrics are per meta agent they face),
-    else ``agent <i>``."""
+    analytic runs (whose naive learners' metrics are per meta agent they face;
+    ``meta_<i> (<estimator>)`` in a pool of several estimators), else
+    ``agent <i>``."""
     count = max((v.shape[2] for v in group.metrics.values() if v.ndim == 3), default=0)
     if report_coplayer.is_coplayer(group):
         return [report_coplayer.learner_name(i) for i in range(count)]
     if all(run.kind in ("shaping", "analytic") for run in group.runs):
+        config = group.runs[0].config.get("config")
+        estimators = (
+            config.get("pool_estimators") if isinstance(config, Mapping) else ""
+        )
+        names = [e.strip() for e in estimators.split(",")] if estimators else []
+        if len(names) == count and len(set(names)) > 1:
+            return [f"meta_{i} ({name})" for i, name in enumerate(names)]
         return [f"meta_{i}" for i in range(count)]
     return [f"agent {i}" for i in range(count)]
 

@@ -541,3 +541,15 @@ def test_agents_without_usable_vectors_do_not_break_the_report(tmp_path):
     assert "States never visited: never seen: s0, CC, CD, DC, DD; empty: s0" in text
     assert "not fitted: CC, CD, DC, DD missing" in text
     assert_png(run_dir / "report" / "figures" / "conditional_cooperation.png")
+
+
+def test_agents_of_a_pool_of_several_estimators_are_named_with_their_estimator(
+    tmp_path,
+):
+    run = make_run(tmp_path / "h3-run")
+    config = json.loads((run / "config.json").read_text())
+    config["config"]["pool_estimators"] = "coala,mfos"
+    (run / "config.json").write_text(json.dumps(config))
+    text = write_report([run]).read_text()
+    labels = [row[1] for row in table_rows(text, "reward_vs_naive")]
+    assert labels == ["meta_0 (coala)", "meta_1 (mfos)"]
