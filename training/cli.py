@@ -8,6 +8,7 @@ dilemmas train PRESET [--set key=value]    train into a run directory
 dilemmas train --resume RUN_DIR            continue a killed or interrupted run
 dilemmas train ... --coordinator HOST:PORT --num-processes N --process-id I
                                            one run over several processes/hosts
+dilemmas sweep PRESET --grid key=v1,v2     a grid of configs, one run dir each
 dilemmas analyze RUN_DIR [RUN_DIR ...]     write a report of run directories
 dilemmas export-policies RUN_DIR           write a run's trained agents as policies
 dilemmas tournament tft RUN_DIR            Axelrod tournament of strategies and runs
@@ -481,6 +482,30 @@ def _cmd_train(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    _join_processes(args)
+    from dilemmas.training.sweep import run_sweep
+
+    out = args.out or Path("runs") / (
+        f"sweep-{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
+    written = run_sweep(
+        args.preset,
+        args.grid,
+        out,
+        seeds=args.seeds,
+        overrides=args.set,
+        log_every=args.log_every,
+        checkpoint_every=args.checkpoint_every,
+        progress=not args.no_progress,
+    )
+    print(
+        f"dilemmas sweep: {len(written)} run directories in {Path(out) / 'runs'}; "
+        f"compare them with `dilemmas analyze {Path(out) / 'runs'}`"
+    )
+    return 0
+
+
 def _train_outcome(train, run_dir: str | Path) -> int:
     """Exit code of a training call: 0 done, 1 stopped on a non-finite loss, 130
     interrupted by SIGINT (Ctrl-C) and 143 by SIGTERM (the last completed chunk is
@@ -682,6 +707,42 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_process_flags(train)
     train.set_defaults(run=_cmd_train)
+
+    sweep = commands.add_parser(
+        "sweep",
+        help="train a grid of configs of a preset, batched into as few compiled "
+        "programs as their shapes allow, one run directory per point",
+    )
+    sweep.add_argument("preset", help="a preset name (`dilemmas presets`)")
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        required=True,
+        metavar="KEY=V1,V2,...",
+        help="a field and its values (repeatable: the grid is their product; "
+        "separate values with ';' when they hold commas)",
+    )
+    sweep.add_argument(
+        "--seeds", type=int, default=None, help="num_seeds of every point"
+    )
+    sweep.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field of every point (repeatable)",
+    )
+    sweep.add_argument(
+        "--out",
+        default=None,
+        help="new or empty sweep directory (default: runs/sweep-<preset>-<time>)",
+    )
+    sweep.add_argument("--log-every", type=int, default=None)
+    sweep.add_argument("--checkpoint-every", type=int, default=None)
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_process_flags(sweep)
+    sweep.set_defaults(run=_cmd_sweep)
 
     analyze = commands.add_parser(
         "analyze", help="write a report (report.md and figures) of run directories"
