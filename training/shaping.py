@@ -1408,10 +1408,10 @@ _CLEANUP_SHAPING = {
 }
 _CLEANUP_MIXED_LR = {"coala": 0.1, "mfos": 0.03, "batch_unaware": 0.03}
 # CPU scale: the same rules, network and learning settings, with B, M and the
-# meta-batch shrunk so that one run of 3 seeds takes 10-20 minutes on two cores.
+# meta-batch shrunk so that one run of 3 seeds takes 10-30 minutes on two cores.
 _CLEANUP_CPU = {
     "shaping": dict(meta_batch=4, batch=8, num_inner_episodes=30, iterations=200),
-    "mixed": dict(meta_batch=8, batch=8, iterations=300),
+    "mixed": dict(meta_batch=8, batch=8, iterations=150),
 }
 for _estimator, _suffix in (
     ("coala", ""),
