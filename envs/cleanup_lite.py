@@ -32,7 +32,7 @@ info                 per-step ``int32[2]`` counts ``apples_eaten``, ``cells_clea
 render modes         ``ansi`` and ``rgb_array``
 co-players           scripted policies of :mod:`dilemmas.agents.scripted.cleanup_lite`
                      (``always_harvest``, the default of the Gymnasium face,
-                     ``dedicated_cleaner``, ``zapper``, ``random``)
+                     ``dedicated_cleaner``, ``turn_taker``, ``zapper``, ``random``)
 ===================  ==============================================================
 
 Step dynamics, in the paper's order (spec ``grid_dilemmas.md`` §1.3):

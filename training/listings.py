@@ -138,6 +138,7 @@ PLAYERS = (
         (
             ("dedicated_cleaner", "Cleans the river and does nothing else."),
             ("harvester", "Collects apples and never cleans."),
+            ("turn_taker", "Takes turns at cleaning and harvests otherwise."),
         ),
     ),
     (
@@ -153,6 +154,10 @@ PLAYERS = (
                 "dedicated_cleaner",
                 "Walks to the river (the last column) and cleans it; never "
                 "harvests there.",
+            ),
+            (
+                "turn_taker",
+                "Cleans on its turn or when the river is dirty; harvests otherwise.",
             ),
             ("zapper", "Harvests like AlwaysHarvest and zaps the co-player in range."),
             ("random", "Plays a uniformly random action of the six."),

@@ -1,9 +1,10 @@
 """Scripted reference policies for :mod:`dilemmas.envs.cleanup`.
 
 Two roles span the dilemma: a :class:`DedicatedCleaner` that only cleans the river
-(the cooperator: it never enters the orchard, so it never eats) and a
-:class:`Harvester` that only collects apples (the defector: it never cleans). They
-read the full env state, never zap, and are pure JAX::
+(it never enters the orchard, so it never eats) and a :class:`Harvester` that only
+collects apples (the defector: it never cleans). A :class:`TurnTaker` is the
+cooperator that also eats: it cleans on its turn, or whenever the river is dirty,
+and harvests otherwise. They read the full env state, never zap, and are pure JAX::
 
     env = Cleanup(num_agents=3)
     team = (DedicatedCleaner(env), Harvester(env), Harvester(env))
@@ -45,7 +46,8 @@ class DedicatedCleaner:
     (walls ignored); otherwise go to the nearest firing spot (a free cell outside
     the orchard with dirt right in front of it in some direction), turn to face
     the dirt and wait for the beam. Ties go to the first cell in row-major order.
-    With no dirt left it waits where it is.
+    With no dirt left it waits where it is. It never steps into the orchard; from
+    inside it (where a :class:`TurnTaker`'s turn can begin) it walks out.
     """
 
     env: Cleanup = struct.field(pytree_node=False)
@@ -80,7 +82,9 @@ class DedicatedCleaner:
         facing = jnp.argmax(spots[:, spot[0], spot[1]]).astype(jnp.int32)
         at_spot = jnp.all(spot == pos)
 
-        go = rules.step_toward(key, pos, orientation, spot, blocked, orchard)
+        # Inside the orchard, any step is allowed on the way out.
+        avoid = orchard & ~orchard[pos[0], pos[1]]
+        go = rules.step_toward(key, pos, orientation, spot, blocked, avoid)
         action = jnp.where(at_spot, rules.turn_toward(orientation, facing), go)
         action = jnp.where(found, action, NOOP)
         action = jnp.where(dirt_in_beam, jnp.where(ready, FIRE_CLEAN, NOOP), action)
@@ -123,10 +127,38 @@ class Harvester:
         return jnp.where(state.removed[agent] > 0, NOOP, action).astype(jnp.int32)
 
 
+@struct.dataclass
+class TurnTaker:
+    """Takes turns at cleaning and harvests otherwise.
+
+    Time is cut into shifts of ``shift`` steps; in shift s agent ``s mod N`` is on
+    duty. On duty, or whenever the river is dirty enough to halve apple growth
+    (dirt fraction at least half of ``threshold_depletion``: 0.2 by default), it
+    acts as a :class:`DedicatedCleaner` (walking out of the orchard if it is in
+    it); otherwise as a :class:`Harvester`.
+    """
+
+    env: Cleanup = struct.field(pytree_node=False)
+    shift: int = struct.field(pytree_node=False, default=20)
+
+    def act(
+        self, key: jax.Array, state: CleanupState, params: CleanupParams, agent: int
+    ) -> jax.Array:
+        """The action of ``agent`` in ``state`` (``int32``)."""
+        env = self.env
+        on_duty = (state.t // self.shift) % env.num_agents == agent
+        dirt_fraction = state.dirt.sum() / env.num_river_cells
+        dirty = dirt_fraction >= params.threshold_depletion / 2
+        clean = DedicatedCleaner(env).act(key, state, params, agent)
+        harvest = Harvester(env).act(key, state, params, agent)
+        return jnp.where(on_duty | dirty, clean, harvest).astype(jnp.int32)
+
+
 #: The named policies, for :func:`co_player` and ``dilemmas play``.
 POLICIES: dict[str, type] = {
     "dedicated_cleaner": DedicatedCleaner,
     "harvester": Harvester,
+    "turn_taker": TurnTaker,
 }
 
 

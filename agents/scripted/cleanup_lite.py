@@ -1,16 +1,17 @@
 """Scripted reference policies for CleanUp-lite (:mod:`dilemmas.envs.cleanup_lite`).
 
-Each policy is a field-less ``flax.struct`` dataclass with a pure
+Each policy is a ``flax.struct`` dataclass (field-less but for
+``TurnTaker.shift``, a static field) with a pure
 ``act(key, env_state, params, agent) -> int32`` action (jit/vmap-able; ``agent`` may
 be traced). They read the full env state; all but ``RandomAction`` ignore the key.
 
-The first three share one walking rule, :func:`seek_column`: walk horizontally to a
-target column; once in it, walk vertically towards the nearest target cell of it,
-ignoring the cell the agent stands on (whatever lies there is harvested or cleaned in
-this very step, since movement is the last phase), ties broken towards the top (the
-smaller row); with no target cell left, walk to the middle row ``(height - 1) // 2``
-and wait there with the no-op. A frozen agent's action is ignored by the env; the
-policies return the no-op for it.
+``AlwaysHarvest``, ``DedicatedCleaner`` and ``Zapper`` share one walking rule,
+:func:`seek_column`: walk horizontally to a target column; once in it, walk
+vertically towards the nearest target cell of it, ignoring the cell the agent stands
+on (whatever lies there is harvested or cleaned in this very step, since movement is
+the last phase), ties broken towards the top (the smaller row); with no target cell
+left, walk to the middle row ``(height - 1) // 2`` and wait there with the no-op. A
+frozen agent's action is ignored by the env; the policies return the no-op for it.
 
 ====================  ===============================================================
 policy                behaviour
@@ -19,7 +20,12 @@ policy                behaviour
                       river, so it cleans only when it starts there (in its first
                       step, before walking out), and never zaps (the defector)
 ``DedicatedCleaner``  seeks the dirt of the river (column ``width - 1``); never
-                      leaves it once there, so it never harvests (the cooperator)
+                      leaves it once there, so it never harvests
+``TurnTaker``         takes turns at cleaning: in shift s of ``shift`` steps (16)
+                      agent ``s mod 2`` is on duty; on duty, or whenever the river
+                      holds at least half of ``dirt_threshold`` dirt (2 of 3, apple
+                      growth 1/3 or less), acts as ``DedicatedCleaner``, otherwise
+                      as ``AlwaysHarvest`` (the cooperator that also eats)
 ``Zapper``            zaps whenever both agents are unfrozen and the co-player is in
                       zap range (``in_zap_range`` under the env's params), otherwise
                       acts as ``AlwaysHarvest``
@@ -27,7 +33,7 @@ policy                behaviour
 ====================  ===============================================================
 
 :func:`co_player` builds them by name (``always_harvest``, ``dedicated_cleaner``,
-``zapper``, ``random``): the catalogue hook of the Gymnasium face.
+``turn_taker``, ``zapper``, ``random``): the catalogue hook of the Gymnasium face.
 """
 
 from __future__ import annotations
@@ -118,6 +124,29 @@ class DedicatedCleaner:
 
 
 @struct.dataclass
+class TurnTaker:
+    """Cleans on its turn or when the river is dirty; harvests otherwise."""
+
+    shift: int = struct.field(pytree_node=False, default=16)
+
+    def act(
+        self,
+        key: jax.Array,
+        env_state: CleanUpLiteState,
+        params: CleanUpLiteParams,
+        agent: int | jax.Array,
+    ) -> jax.Array:
+        """:class:`DedicatedCleaner`'s action if ``agent`` is on duty (agent
+        ``(t // shift) mod 2``) or the dirt count is at least
+        ``dirt_threshold / 2``, else :class:`AlwaysHarvest`'s."""
+        on_duty = (env_state.t // self.shift) % 2 == agent
+        dirty = env_state.dirt.sum() >= params.dirt_threshold / 2
+        clean = DedicatedCleaner().act(key, env_state, params, agent)
+        harvest = AlwaysHarvest().act(key, env_state, params, agent)
+        return jnp.where(on_duty | dirty, clean, harvest).astype(jnp.int32)
+
+
+@struct.dataclass
 class Zapper:
     """Harvests like :class:`AlwaysHarvest` and zaps the co-player in range."""
 
@@ -161,6 +190,7 @@ class RandomAction:
 POLICIES: dict[str, type] = {
     "always_harvest": AlwaysHarvest,
     "dedicated_cleaner": DedicatedCleaner,
+    "turn_taker": TurnTaker,
     "zapper": Zapper,
     "random": RandomAction,
 }

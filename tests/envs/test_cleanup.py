@@ -13,7 +13,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dilemmas.agents.scripted.cleanup import DedicatedCleaner, Harvester, joint_actions
+from dilemmas.agents.scripted.cleanup import (
+    DedicatedCleaner,
+    Harvester,
+    TurnTaker,
+    joint_actions,
+)
 from dilemmas.envs import cleanup, grid, make
 from dilemmas.envs.cleanup import (
     BACKWARD,
@@ -475,19 +480,51 @@ def test_scripted_roles_hand_worked():
     assert int(TEAM_ACT(jax.random.key(4), far)[0]) == STEP_RIGHT
 
 
+TURNS_ACT = jax.jit(
+    lambda key, state: joint_actions((TurnTaker(ENV),) * 3, key, state, PARAMS)
+)
+
+
+def test_turn_taker_hand_worked():
+    # Shifts of 20 steps: at t = 0 agent 0 is on duty. It stands in the orchard at
+    # (7, 3) below dirt at (2, 3): the nearest firing spot is (3, 3), straight up,
+    # through orchard cells, so it steps forward. Agents 1 and 2 are off duty
+    # and the river holds 1 dirt of 16 (f < 0.2): they go for the apple at (7, 1),
+    # one step down for agent 1 (facing up: backward), 7 columns left and 4 rows
+    # down for agent 2 (left first).
+    pos, facing = [[7, 3], [6, 1], [3, 8]], [UP, UP, UP]
+    state = _state(pos, facing, dirt=[(2, 3)], apples=[(7, 1)])
+    actions = np.asarray(TURNS_ACT(jax.random.key(0), state)).tolist()
+    assert actions == [FORWARD, BACKWARD, STEP_LEFT]
+    # At t = 20 agent 1 is on duty: it walks up towards the river; agent 0 now
+    # harvests, two columns left of the apple.
+    later = state.replace(t=jnp.asarray(20, jnp.int32))
+    actions = np.asarray(TURNS_ACT(jax.random.key(0), later)).tolist()
+    assert actions[:2] == [STEP_LEFT, FORWARD]
+    # Off duty, agent 1 cleans once the dirt fraction reaches half of the
+    # depletion threshold, 0.2: 3 of 16 cells (0.1875) is not enough, 4 (0.25) is;
+    # its nearest firing spot is then (2, 1), below the dirt at (1, 1).
+    three = [(2, 3), (1, 1), (1, 2)]
+    for dirt, expected in ((three, BACKWARD), ([*three, (1, 4)], FORWARD)):
+        dirty = _state(pos, facing, dirt=dirt, apples=[(7, 1)])
+        assert int(TURNS_ACT(jax.random.key(0), dirty)[1]) == expected
+
+
 # ---------------------------------------------------------------- the dilemma
 
-DILEMMA_ENV = Cleanup(num_agents=3, height=8, width=9, river_rows=2, orchard_rows=3)
-DILEMMA_STEPS = 300
-DILEMMA_SEEDS = 16
+# Five players (the default) on a 9 x 10 map: river rows 1-2 (16 cells), ground
+# rows 3-4, orchard rows 5-7 (24 cells); the default 1000-step episode.
+DILEMMA_ENV = Cleanup(num_agents=5, height=9, width=10, river_rows=2, orchard_rows=3)
+DILEMMA_STEPS = 1000
+DILEMMA_SEEDS = 8
 
 
 @jax.jit
-def _returns(cleaners: jax.Array) -> jax.Array:
-    """Episode returns ``[seeds, 3]``; ``cleaners[i]``: agent i is a
-    DedicatedCleaner, else a Harvester."""
+def _play(cooperators: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Episode returns and dirt cells cleaned, ``[seeds, 5]`` each;
+    ``cooperators[i]``: agent i is a TurnTaker, else a Harvester."""
     env, params = DILEMMA_ENV, DILEMMA_ENV.default_params
-    cleaner, harvester = DedicatedCleaner(env), Harvester(env)
+    cooperator, defector = TurnTaker(env), Harvester(env)
 
     def episode(key):
         _, state = env.reset(key, params)
@@ -498,53 +535,83 @@ def _returns(cleaners: jax.Array) -> jax.Array:
 
             def act(agent, key_agent):
                 return jnp.where(
-                    cleaners[agent],
-                    cleaner.act(key_agent, state, params, agent),
-                    harvester.act(key_agent, state, params, agent),
+                    cooperators[agent],
+                    cooperator.act(key_agent, state, params, agent),
+                    defector.act(key_agent, state, params, agent),
                 )
 
             actions = jax.vmap(act)(jnp.arange(env.num_agents), keys)
             ts = env.step(key_step, state, actions, params)
-            return ts.state, ts.reward
+            return ts.state, (ts.reward, ts.info["cells_cleaned"])
 
-        _, rewards = jax.lax.scan(body, state, jax.random.split(key, DILEMMA_STEPS))
-        return rewards.sum(axis=0)
+        _, (rewards, cleaned) = jax.lax.scan(
+            body, state, jax.random.split(key, DILEMMA_STEPS)
+        )
+        return rewards.sum(axis=0), cleaned.sum(axis=0)
 
     keys = jax.random.split(jax.random.key(2024), DILEMMA_SEEDS)
     return jax.vmap(episode)(keys)
 
 
+def _mean_and_se(values):
+    values = np.asarray(values, float)
+    return values.mean(), values.std(ddof=1) / np.sqrt(len(values))
+
+
+def _exceeds(larger, smaller, sigmas=5.0):
+    """Mean of ``larger`` above mean of ``smaller`` by ``sigmas`` standard errors
+    of the difference (independent samples)."""
+    (high, se_high), (low, se_low) = _mean_and_se(larger), _mean_and_se(smaller)
+    return high - low > sigmas * np.hypot(se_high, se_low)
+
+
 def test_cleanup_is_a_social_dilemma():
-    """Schelling diagram of the scripted roles on an 8 x 9 map, 3 players.
+    """Mutual cooperation against mutual defection (Hughes et al. 2018, spec
+    grid_dilemmas.md section 5.6), 5 players, with TurnTaker as the cooperator
+    (it cleans on its turn or when the river is dirty, and eats otherwise) and
+    Harvester as the defector (it never cleans).
 
-    From the rules: the map starts with round(14 * 79/147) = 8 of 14 river cells
-    dirty (f = 0.57 >= 0.4), dirt only ever decreases by cleaning, and apples grow
-    only in the orchard, which a DedicatedCleaner never enters. Hence, exactly:
-    with nobody cleaning every return is 0, and a cleaner's return is always 0.
-    A harvester eats only by stepping onto an apple, so at most one per step.
+    From the rules: the map starts with round(16 * 79/147) = 9 of 16 river cells
+    dirty (f = 0.5625 >= 0.4), dirt only ever decreases by cleaning and apples grow
+    only while f < 0.4, so with nobody cleaning every return is exactly 0 (P).
+    The conditions, with R = a cooperator's return under mutual cooperation,
+    T = a lone defector's among 4 cooperators, S = a lone cooperator's among 4
+    defectors: R > P (the group gains from cooperating), R > S, and greed T > R
+    (each player gains by defecting); and the defector out-earns the cooperators
+    it plays with.
     """
-    profiles = {k: np.asarray(_returns(jnp.arange(3) < k)) for k in range(4)}
-    # Nobody cleans: nothing ever grows (exact, from the rules).
-    assert (profiles[0] == 0).all()
-    for k, returns in profiles.items():
-        assert (returns[:, :k] == 0).all()  # cleaners never eat (exact)
-        assert (returns <= DILEMMA_STEPS).all()
+    _, state = DILEMMA_ENV.reset(jax.random.key(0), DILEMMA_ENV.default_params)
+    assert int(state.dirt.sum()) == 9
+    defect = 0  # seat of the lone defector, and of the lone cooperator
+    profiles = {
+        "all_defect": np.zeros(5, bool),
+        "all_cooperate": np.ones(5, bool),
+        "one_defector": np.arange(5) != defect,
+        "one_cooperator": np.arange(5) == defect,
+    }
+    played = {name: _play(jnp.asarray(c)) for name, c in profiles.items()}
+    returns = {name: np.asarray(r) for name, (r, _) in played.items()}
+    cleaned = {name: np.asarray(c) for name, (_, c) in played.items()}
 
-    def mean_and_se(values):
-        values = np.asarray(values, float).reshape(len(values), -1).mean(axis=1)
-        return values.mean(), values.std(ddof=1) / np.sqrt(len(values))
+    # Mutual defection: nothing is cleaned, nothing grows (exact).
+    assert (cleaned["all_defect"] == 0).all() and (returns["all_defect"] == 0).all()
+    # Mutual cooperation: every player cleans and eats in every episode.
+    assert (cleaned["all_cooperate"] > 0).all()
+    assert (returns["all_cooperate"] > 0).all()
+    # A harvester eats at most one apple a step.
+    for r in returns.values():
+        assert (r <= DILEMMA_STEPS).all()
 
-    # D(j) / C(j): the return of a harvester / a cleaner facing j other cleaners.
-    # D(0) = C(0) = 0 exactly (nothing grows without a cleaner; cleaners never eat).
-    defector = {j: mean_and_se(profiles[j][:, j:]) for j in (1, 2)}
-    cooperator = {j: profiles[j + 1][:, :1].mean() for j in (0, 1, 2)}
-    assert cooperator[0] == 0.0 == profiles[0].mean()
-    for j in (1, 2):
-        mean, se = defector[j]
-        assert mean - 5 * se > cooperator[j] == 0.0  # defecting pays the individual
-    # ... while the group earns more when someone cleans than when nobody does.
-    totals = {k: profiles[k].sum(axis=1) for k in profiles}
-    for k in (1, 2):
-        mean, se = mean_and_se(totals[k])
-        assert mean - 5 * se > totals[0].mean() == 0.0
-    assert totals[2].mean() > totals[1].mean()
+    group = {name: r.mean(axis=1) for name, r in returns.items()}  # per agent
+    # R > P: the group earns more when all cooperate than when all defect.
+    assert _exceeds(group["all_cooperate"], group["all_defect"])
+    mutual = returns["all_cooperate"][:, defect]  # R, at the same seat
+    tempted = returns["one_defector"][:, defect]  # T
+    sucker = returns["one_cooperator"][:, defect]  # S
+    assert _exceeds(tempted, mutual)  # greed: T > R
+    assert _exceeds(mutual, sucker)  # R > S
+    # The lone defector earns more than each of the 4 cooperators beside it.
+    others = np.delete(returns["one_defector"], defect, axis=1)
+    assert (cleaned["one_defector"][:, defect] == 0).all()
+    for seat in range(4):
+        assert _exceeds(tempted, others[:, seat])

@@ -39,6 +39,7 @@ H, W = 5, 4
 T = 64
 N = 4000  # vmapped single steps per statistical test
 _, BASE = ENV.reset(jax.random.key(0), PARAMS)
+KEY = jax.random.key(0)
 
 
 def make_state(
@@ -567,12 +568,13 @@ def test_make_params_rejects_bad_values(overrides, message):
 
 # --------------------------------------------------------------- scripted policies
 
-HARVEST, CLEAN, ZAPPER, RANDOM = range(4)
+HARVEST, CLEAN, ZAPPER, RANDOM, TURNS = range(5)
 POLICIES = (
     scripted.AlwaysHarvest(),
     scripted.DedicatedCleaner(),
     scripted.Zapper(),
     scripted.RandomAction(),
+    scripted.TurnTaker(),
 )
 
 
@@ -655,10 +657,30 @@ def test_scripted_actions(policy, agents, apple_rows, dirt_rows, freeze, expecte
     )
 
 
+def test_turn_taker_actions():
+    # Shifts of 16 steps: agent 0 is on duty at t = 0, agent 1 at t = 16. On duty
+    # it walks to the river (right); off duty to the orchard (left), or, in it,
+    # towards the apple in row 0 (up).
+    def actions(state):
+        return [int(_policy_action(TURNS, KEY, state, PARAMS, i)) for i in (0, 1)]
+
+    state = make_state(agents=((2, 0), (2, 2)), apple_rows=[0])
+    assert actions(state) == [MOVE_RIGHT, MOVE_LEFT]
+    later = state.replace(t=jnp.asarray(16, jnp.int32))
+    assert actions(later) == [MOVE_UP, MOVE_RIGHT]
+    # Off duty it cleans once the river holds dirt_threshold / 2 = 1.5 dirt: with
+    # 1 it harvests, with 2 it walks to the river. Frozen, it waits.
+    for dirt_rows, expected in (([1], MOVE_UP), ([1, 4], MOVE_RIGHT)):
+        dirty = later.replace(dirt=make_state(dirt_rows=dirt_rows).dirt)
+        assert actions(dirty)[0] == expected
+    assert actions(state.replace(freeze=jnp.asarray([2, 0], jnp.int32)))[0] == NOOP
+
+
 def test_co_player_catalogue():
-    names = ("always_harvest", "dedicated_cleaner", "zapper", "random")
-    kinds = (scripted.AlwaysHarvest, scripted.DedicatedCleaner, scripted.Zapper)
-    for name, kind in zip(names, (*kinds, scripted.RandomAction), strict=True):
+    names = ("always_harvest", "dedicated_cleaner", "turn_taker", "zapper", "random")
+    kinds = (scripted.AlwaysHarvest, scripted.DedicatedCleaner, scripted.TurnTaker)
+    kinds = (*kinds, scripted.Zapper, scripted.RandomAction)
+    for name, kind in zip(names, kinds, strict=True):
         assert isinstance(scripted.co_player(name, ENV), kind)
     assert ENV.co_players == scripted.__name__
     assert ENV.default_co_player in names
@@ -728,8 +750,8 @@ def exact_apples_with_a_cleaner(
     return expected
 
 
-def test_social_dilemma_from_the_rules():
-    """Cleaning pays the group, defecting pays the individual.
+def test_cleaner_and_harvester_from_the_rules():
+    """The two pure roles, whose returns the rules give exactly or by the chain.
 
     Controlled starts (reset dirt, agents placed by ``.replace``):
     * two AlwaysHarvest in the orchard: nobody ever stands in the river, so the
@@ -766,3 +788,51 @@ def test_social_dilemma_from_the_rules():
     assert harvester.mean() > 30 and (harvester >= cleaner).all()
     cleaned = np.asarray(infos["cells_cleaned"]).sum(1)
     assert (cleaned[:, 1] == 0).all() and cleaned[:, 0].mean() > 3
+
+
+def test_social_dilemma_mutual_cooperation_against_mutual_defection():
+    """TurnTaker (cooperates: cleans on its turn or when the river holds 2 dirt,
+    eats otherwise) against AlwaysHarvest (defects: never enters the river), both
+    agents starting on the plain cell (2, 1) (spec section 5.6; Hughes et al. 2018).
+
+    From the rules: two AlwaysHarvest walk left from column 1 and never reach the
+    river (column 3), so the 3 start dirt stay, P >= 3 at every apple phase and
+    p_apple = 0: mutual defection pays exactly 0 (P). With R, T, S the returns of
+    a seat under mutual cooperation, as the lone defector and as the lone
+    cooperator: R > P, R > S, greed T > R, and the defector out-earns its
+    cooperating partner.
+    """
+    start = ((2, 1), (2, 1))
+    profiles = {
+        "defect": (HARVEST, HARVEST),
+        "cooperate": (TURNS, TURNS),
+        "defector_0": (HARVEST, TURNS),
+        "defector_1": (TURNS, HARVEST),
+    }
+    returns, cleaned = {}, {}
+    for name, policies in profiles.items():
+        _, rewards, infos = episodes(policies, start)
+        returns[name] = rewards.sum(1)
+        cleaned[name] = np.asarray(infos["cells_cleaned"]).sum(1)
+        assert (returns[name].sum(1) <= T).all()  # one apple a step at most
+
+    assert (returns["defect"] == 0).all() and (cleaned["defect"] == 0).all()
+    # Both cooperators clean in every episode (and eat: R > P below, by seat).
+    assert (cleaned["cooperate"] > 0).all()
+
+    def exceeds(larger, smaller, sigmas=5.0):
+        se = math.hypot(larger.std(ddof=1), smaller.std(ddof=1)) / math.sqrt(N)
+        return larger.mean() - smaller.mean() > sigmas * se
+
+    # R > P for the group (mean per agent).
+    assert exceeds(returns["cooperate"].mean(1), returns["defect"].mean(1))
+    for seat in (0, 1):
+        mutual = returns["cooperate"][:, seat]  # R
+        assert exceeds(mutual, returns["defect"][:, seat])
+        tempted = returns[f"defector_{seat}"][:, seat]  # T
+        sucker = returns[f"defector_{1 - seat}"][:, seat]  # S
+        partner = returns[f"defector_{seat}"][:, 1 - seat]
+        assert (cleaned[f"defector_{seat}"][:, seat] == 0).all()
+        assert exceeds(tempted, mutual)  # greed
+        assert exceeds(mutual, sucker)
+        assert exceeds(tempted, partner)
