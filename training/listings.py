@@ -277,6 +277,120 @@ PRESETS = (
         "shaping: meta_batch=8, p_naive=0.0, pool_size=4, lr=0.001; 300 iterations",
     ),
     (
+        "ipd-coala-mfos",
+        "shaping: p_naive=0.75, pool_size=4, "
+        "pool_estimators='coala,coala,mfos,mfos'; 3000 iterations",
+    ),
+    (
+        "ipd-coala-mfos-cpu",
+        "shaping: meta_batch=8, p_naive=0.75, pool_size=4, "
+        "pool_estimators='coala,coala,mfos,mfos', num_seeds=5, lr=0.001; 300 "
+        "iterations",
+    ),
+    (
+        "cleanup_lite-shaping",
+        "shaping: env_id='cleanup_lite-v0', meta_batch=512, batch=32, "
+        "num_inner_episodes=100, inner_episode_length=64, "
+        "normalize_advantages=True, reward_scale=0.1, lr=0.001, "
+        "naive_reward_scale=0.1; 3000 iterations",
+    ),
+    (
+        "cleanup_lite-mixed",
+        "shaping: env_id='cleanup_lite-v0', meta_batch=512, batch=64, "
+        "num_inner_episodes=5, inner_episode_length=64, p_naive=0.75, "
+        "pool_size=3, naive_pool_size=3, dynamic_naive_agents=True, "
+        "algorithm='a2c', normalize_advantages=True, reward_scale=0.1, "
+        "optimiser='sgd', lr=0.1, naive_lr=1.0, naive_optimiser='sgd', "
+        "naive_reward_scale=0.1, naive_gamma=1.0; 30000 iterations",
+    ),
+    (
+        "cleanup_lite-shaping-cpu",
+        "shaping: env_id='cleanup_lite-v0', meta_batch=4, batch=8, "
+        "num_inner_episodes=30, inner_episode_length=64, num_seeds=3, "
+        "normalize_advantages=True, reward_scale=0.1, lr=0.001, "
+        "naive_reward_scale=0.1; 200 iterations",
+    ),
+    (
+        "cleanup_lite-mixed-cpu",
+        "shaping: env_id='cleanup_lite-v0', meta_batch=8, batch=8, "
+        "num_inner_episodes=5, inner_episode_length=64, p_naive=0.75, "
+        "pool_size=3, naive_pool_size=3, dynamic_naive_agents=True, "
+        "num_seeds=3, algorithm='a2c', normalize_advantages=True, "
+        "reward_scale=0.1, optimiser='sgd', lr=0.1, naive_lr=1.0, "
+        "naive_optimiser='sgd', naive_reward_scale=0.1, naive_gamma=1.0; 150 "
+        "iterations",
+    ),
+    (
+        "cleanup_lite-shaping-mfos",
+        "shaping: env_id='cleanup_lite-v0', estimator='mfos', "
+        "meta_batch=512, batch=32, num_inner_episodes=100, "
+        "inner_episode_length=64, normalize_advantages=True, "
+        "reward_scale=1.0, lr=0.003, naive_reward_scale=0.1; 3000 "
+        "iterations",
+    ),
+    (
+        "cleanup_lite-mixed-mfos",
+        "shaping: env_id='cleanup_lite-v0', estimator='mfos', "
+        "meta_batch=512, batch=64, num_inner_episodes=5, "
+        "inner_episode_length=64, p_naive=0.75, pool_size=3, "
+        "naive_pool_size=3, dynamic_naive_agents=True, algorithm='a2c', "
+        "normalize_advantages=True, reward_scale=0.1, optimiser='sgd', "
+        "lr=0.03, naive_lr=1.0, naive_optimiser='sgd', "
+        "naive_reward_scale=0.1, naive_gamma=1.0; 30000 iterations",
+    ),
+    (
+        "cleanup_lite-shaping-cpu-mfos",
+        "shaping: env_id='cleanup_lite-v0', estimator='mfos', meta_batch=4, "
+        "batch=8, num_inner_episodes=30, inner_episode_length=64, "
+        "num_seeds=3, normalize_advantages=True, reward_scale=1.0, lr=0.003, "
+        "naive_reward_scale=0.1; 200 iterations",
+    ),
+    (
+        "cleanup_lite-mixed-cpu-mfos",
+        "shaping: env_id='cleanup_lite-v0', estimator='mfos', meta_batch=8, "
+        "batch=8, num_inner_episodes=5, inner_episode_length=64, "
+        "p_naive=0.75, pool_size=3, naive_pool_size=3, "
+        "dynamic_naive_agents=True, num_seeds=3, algorithm='a2c', "
+        "normalize_advantages=True, reward_scale=0.1, optimiser='sgd', "
+        "lr=0.03, naive_lr=1.0, naive_optimiser='sgd', "
+        "naive_reward_scale=0.1, naive_gamma=1.0; 150 iterations",
+    ),
+    (
+        "cleanup_lite-shaping-batch-unaware",
+        "shaping: env_id='cleanup_lite-v0', estimator='batch_unaware', "
+        "meta_batch=512, batch=32, num_inner_episodes=100, "
+        "inner_episode_length=64, normalize_advantages=True, "
+        "reward_scale=1.0, lr=0.001, naive_reward_scale=0.1; 3000 "
+        "iterations",
+    ),
+    (
+        "cleanup_lite-mixed-batch-unaware",
+        "shaping: env_id='cleanup_lite-v0', estimator='batch_unaware', "
+        "meta_batch=512, batch=64, num_inner_episodes=5, "
+        "inner_episode_length=64, p_naive=0.75, pool_size=3, "
+        "naive_pool_size=3, dynamic_naive_agents=True, algorithm='a2c', "
+        "normalize_advantages=True, reward_scale=0.1, optimiser='sgd', "
+        "lr=0.03, naive_lr=1.0, naive_optimiser='sgd', "
+        "naive_reward_scale=0.1, naive_gamma=1.0; 30000 iterations",
+    ),
+    (
+        "cleanup_lite-shaping-cpu-batch-unaware",
+        "shaping: env_id='cleanup_lite-v0', estimator='batch_unaware', "
+        "meta_batch=4, batch=8, num_inner_episodes=30, "
+        "inner_episode_length=64, num_seeds=3, normalize_advantages=True, "
+        "reward_scale=1.0, lr=0.001, naive_reward_scale=0.1; 200 iterations",
+    ),
+    (
+        "cleanup_lite-mixed-cpu-batch-unaware",
+        "shaping: env_id='cleanup_lite-v0', estimator='batch_unaware', "
+        "meta_batch=8, batch=8, num_inner_episodes=5, "
+        "inner_episode_length=64, p_naive=0.75, pool_size=3, "
+        "naive_pool_size=3, dynamic_naive_agents=True, num_seeds=3, "
+        "algorithm='a2c', normalize_advantages=True, reward_scale=0.1, "
+        "optimiser='sgd', lr=0.03, naive_lr=1.0, naive_optimiser='sgd', "
+        "naive_reward_scale=0.1, naive_gamma=1.0; 150 iterations",
+    ),
+    (
         "quickstart",
         "shaping: meta_batch=16, batch=8, num_inner_episodes=10, "
         "num_seeds=8, lr=0.001; 150 iterations",
