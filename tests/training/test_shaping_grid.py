@@ -139,6 +139,10 @@ def test_cleanup_metrics_are_game_events_not_cooperation():
     assert not [name for name in summary if "cooperation" in name]
     assert {"reward_vs_naive", "cleaning_discrepancy_vs_naive"} <= set(summary)
     assert {"zap_rate_vs_naive", "reward_vs_meta", "zap_rate_vs_meta"} <= set(summary)
+    # The paper's Cleanup panels (Fig. 13): zapped, pollution, apple level.
+    assert {"zapped_vs_naive", "pollution_vs_naive", "apple_level_vs_naive"} <= set(
+        summary
+    )
     shares = np.asarray(metrics["cleaning_vs_naive"])
     assert np.all((shares >= 0) & (shares <= 1))
 
