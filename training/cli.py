@@ -6,8 +6,7 @@ dilemmas play ipd-v0 --co-player tft       play an episode of fixed strategies
 dilemmas presets                           list the training presets
 dilemmas train PRESET [--set key=value]    train into a run directory
 dilemmas train --resume RUN_DIR            continue a killed or interrupted run
-dilemmas train ... --coordinator HOST:PORT --num-processes N --process-id I
-                                           one run over several processes/hosts
+dilemmas train ... --coordinator HOST:PORT  one run over several processes
 dilemmas sweep PRESET --grid key=v1,v2     a grid of configs, one run dir each
 dilemmas analyze RUN_DIR [RUN_DIR ...]     write a report of run directories
 dilemmas export-policies RUN_DIR           write a run's trained agents as policies

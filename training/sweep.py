@@ -62,7 +62,6 @@ from dilemmas.training.experiment import Experiment
 from dilemmas.training.run_dir import (
     FORMAT_VERSION,
     METRICS_FILE,
-    RunDirectoryError,
     _check_new_directory,
     _dilemmas_version,
     _write_config,
@@ -311,7 +310,7 @@ def run_sweep(
     Raises:
       ValueError: an unknown preset, key or value, or a point the config rejects:
         all before anything is compiled or created.
-      RunDirectoryError: ``out`` is not new or empty.
+      dilemmas.training.run_dir.RunDirectoryError: ``out`` is not new or empty.
     """
     from dilemmas.training import runner
     from dilemmas.training.presets import get_preset
@@ -450,7 +449,6 @@ __all__ = [
     "RUNS_DIR",
     "SWEEP_FILE",
     "Plan",
-    "RunDirectoryError",
     "SweepExperiment",
     "grid_points",
     "parse_grid",
