@@ -647,9 +647,20 @@ def package_version() -> str:
         return "unknown"
 
 
+def _is_sweep_program(config_path: Path) -> bool:
+    """Whether ``config_path`` is the ``config.json`` of a sweep's program folder."""
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("kind") == "sweep"
+
+
 def find_runs(path: str | Path) -> list[Path]:
     """Run directories under ``path``: itself if it holds ``config.json``, else every
-    subfolder (recursively, sorted) that does.
+    subfolder (recursively, sorted) that does, except a sweep's program folders
+    (``config.json`` of kind ``"sweep"``: their points have run directories of their
+    own under ``SWEEP_DIR/runs``, which are analysed instead).
 
     Raises:
       RunDirectoryError: ``path`` is not a directory, or holds no ``config.json``
@@ -662,7 +673,11 @@ def find_runs(path: str | Path) -> list[Path]:
         )
     if (path / "config.json").is_file():
         return [path]
-    found = sorted(p.parent for p in path.rglob("config.json") if p.is_file())
+    found = sorted(
+        p.parent
+        for p in path.rglob("config.json")
+        if p.is_file() and not _is_sweep_program(p)
+    )
     if not found:
         raise RunDirectoryError(
             f"{path} is not a run directory (no config.json) and no subfolder holds "

@@ -553,3 +553,17 @@ def test_agents_of_a_pool_of_several_estimators_are_named_with_their_estimator(
     text = write_report([run]).read_text()
     labels = [row[1] for row in table_rows(text, "reward_vs_naive")]
     assert labels == ["meta_0 (coala)", "meta_1 (mfos)"]
+
+
+def test_a_folder_skips_sweep_program_folders(tmp_path):
+    """``dilemmas sweep`` writes the points' own run directories under ``runs/`` and
+    one run directory of kind "sweep" per compiled program: only the points are
+    runs to analyse."""
+    from dilemmas.analysis.report_runs import find_runs
+
+    point = make_run(tmp_path / "sweep" / "runs" / "0-lr=0.1")
+    program = make_run(tmp_path / "sweep" / "programs" / "0")
+    config = json.loads((program / "config.json").read_text())
+    config["kind"] = "sweep"
+    (program / "config.json").write_text(json.dumps(config))
+    assert find_runs(tmp_path / "sweep") == [point]
