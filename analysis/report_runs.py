@@ -83,7 +83,14 @@ class Run:
 
     @property
     def preset(self) -> str:
-        """The preset given to ``dilemmas train`` (``"?"`` if not recorded)."""
+        """The preset given to ``dilemmas train`` (``"?"`` if not recorded), or the
+        ``name`` the run was given with ``--set name=...`` (the configs' label for
+        reports)."""
+        overrides = self.config.get("overrides")
+        if isinstance(overrides, Mapping):
+            name = overrides.get("name")
+            if isinstance(name, str) and name:
+                return name
         return str(self.config.get("preset", "?"))
 
     @property

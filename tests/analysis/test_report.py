@@ -567,3 +567,14 @@ def test_a_folder_skips_sweep_program_folders(tmp_path):
     config["kind"] = "sweep"
     (program / "config.json").write_text(json.dumps(config))
     assert find_runs(tmp_path / "sweep") == [point]
+
+
+def test_a_run_named_with_set_name_is_labelled_by_that_name(tmp_path):
+    from dilemmas.analysis.report_runs import load_run
+
+    run = make_run(tmp_path / "named")
+    config = json.loads((run / "config.json").read_text())
+    config["overrides"] = {"name": "my-cleanup-run", "lr": 0.1}
+    (run / "config.json").write_text(json.dumps(config))
+    assert load_run(run).preset == "my-cleanup-run"
+    assert load_run(make_run(tmp_path / "plain")).preset == "ipd-shaping-cpu"
