@@ -16,13 +16,21 @@
    game with that option, at batch 1024 (``--compact-batch``): the same rollout as
    in 1., the two formats alternating within each repeat; both must give the same
    rewards (the format does not touch the rules).
+4. Harvest's apple regrowth (issue #16): the neighbour counts are integer sums of
+   the padded apple map shifted by the 24 offsets within 2 cells
+   (``harvest.neighbour_counts``); before, they were a one-channel float
+   convolution, kept here as :func:`conv_neighbour_counts`. At batch 1024
+   (``--regrowth-batch``): the same rollout as in 1. with each, alternating within
+   each repeat (both must give the same rewards and observations), and the counts
+   alone on random apple maps of the default map's size.
 
 JaxMARL is not a dependency of ours: install it in the benchmark's own environment
 (``pip install -e . jaxmarl pygame``). Without it, part 2 is skipped. Timing helpers
 (alternating paired repeats, medians) are shared with ``bench_envs.py``.
 
 Run ``python benchmarks/bench_grid.py`` (``--quick`` for a smoke run,
-``--compact-only`` for part 3 alone, ``--json PATH`` to keep every figure).
+``--compact-only`` for part 3 alone, ``--regrowth-only`` for part 4 alone,
+``--json PATH`` to keep every figure).
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_envs import _compile, machine, paired_rates, ratio_summary, summary  # noqa: E402
 
 import dilemmas.envs  # noqa: E402
+from dilemmas.envs import harvest  # noqa: E402
 
 GRID_IDS = (
     "coin_game-v0",
@@ -62,6 +71,7 @@ COMPACT_IDS = (
     "harvest-v0",
 )
 COMPACT_BATCH = 1024
+REGROWTH_BATCH = 1024
 STEPS = 128
 BATCHES = (1, 64, 1024, 8192)
 JAXMARL_TARGET = 2.0
@@ -192,6 +202,115 @@ def bench_compact(batch: int, repeats: int, min_seconds: float) -> list[dict]:
     return rows
 
 
+def conv_neighbour_counts(apples: jax.Array, radius_sq: jax.Array) -> jax.Array:
+    """Harvest's neighbour counts before issue #16: a one-channel float convolution
+    with the 5 x 5 kernel of the offsets at squared distance ``1 .. radius_sq``
+    (``SAME`` padding: cells outside the map hold no apple), rounded to int32."""
+    offsets = jnp.arange(-2, 3)
+    distance_sq = offsets[:, None] ** 2 + offsets[None, :] ** 2
+    kernel = ((distance_sq >= 1) & (distance_sq <= radius_sq)).astype(jnp.float32)
+    counts = jax.lax.conv_general_dilated(
+        apples.astype(jnp.float32)[None, None],
+        kernel[None, None],
+        window_strides=(1, 1),
+        padding="SAME",
+    )[0, 0]
+    return jnp.round(counts).astype(jnp.int32)
+
+
+class ConvRegrowthHarvest(harvest.Harvest):
+    """Harvest compiled with :func:`conv_neighbour_counts` (a class of its own, so
+    that its compiled steps are not shared with the library's Harvest)."""
+
+
+@contextlib.contextmanager
+def _conv_regrowth():
+    """Trace Harvest's step with the previous counts while inside."""
+    current = harvest.neighbour_counts
+    harvest.neighbour_counts = conv_neighbour_counts
+    try:
+        yield
+    finally:
+        harvest.neighbour_counts = current
+
+
+def bench_regrowth(batch: int, repeats: int, min_seconds: float) -> dict[str, Any]:
+    """Shifted integer adds (after) vs the float convolution (before), paired."""
+    env, params = dilemmas.envs.make("harvest-v0")
+    if type(env) is not harvest.Harvest:
+        raise RuntimeError(f"harvest-v0 is a {type(env).__name__}, not a Harvest")
+    before_env = ConvRegrowthHarvest()
+    if before_env.static_config() != env.static_config():
+        raise RuntimeError("harvest-v0 is not Harvest() with its defaults")
+    keys = jax.random.split(jax.random.key(batch), batch)
+    after, after_compile = _compile(ours_rollout(env, params), keys)
+    with _conv_regrowth():
+        before, before_compile = _compile(ours_rollout(before_env, params), keys)
+    for got, want in zip(after(keys), before(keys), strict=True):
+        if not np.array_equal(np.asarray(got), np.asarray(want)):
+            raise RuntimeError("the two regrowth counts gave different rollouts")
+    rates = _timed_pair(
+        {
+            "after": lambda c=after, k=keys: c(k),
+            "before": lambda c=before, k=keys: c(k),
+        },
+        batch,
+        repeats,
+        min_seconds,
+    )
+    rollout = {
+        "after_steps_per_s": summary(rates["after"]),
+        "before_steps_per_s": summary(rates["before"]),
+        "after_compile_s": after_compile,
+        "before_compile_s": before_compile,
+        **ratio_summary(rates["after"], rates["before"]),
+    }
+    print(
+        f"  harvest-v0 rollout batch {batch:>5}: before "
+        f"{rollout['before_steps_per_s']['median']:.3g}, after "
+        f"{rollout['after_steps_per_s']['median']:.3g} steps/s, after / before "
+        f"{rollout['ratio']:.2f}",
+        flush=True,
+    )
+
+    rng = np.random.default_rng(0)
+    maps = jnp.asarray(rng.random((batch, env.height, env.width)) < 0.5)
+    radius_sq = params.regrowth_radius_sq
+    counts = {
+        "after": jax.jit(jax.vmap(harvest.neighbour_counts, in_axes=(0, None))),
+        "before": jax.jit(jax.vmap(conv_neighbour_counts, in_axes=(0, None))),
+    }
+    compiled = {
+        name: fn.lower(maps, radius_sq).compile() for name, fn in counts.items()
+    }
+    if not np.array_equal(
+        compiled["after"](maps, radius_sq), compiled["before"](maps, radius_sq)
+    ):
+        raise RuntimeError("the two regrowth counts differ on random apple maps")
+    count_rates = paired_rates(
+        {
+            name: (lambda c=c: jax.block_until_ready(c(maps, radius_sq)))
+            for name, c in compiled.items()
+        },
+        dict.fromkeys(compiled, batch),
+        repeats,
+        min_seconds,
+    )
+    counts_row = {
+        "after_maps_per_s": summary(count_rates["after"]),
+        "before_maps_per_s": summary(count_rates["before"]),
+        **ratio_summary(count_rates["after"], count_rates["before"]),
+    }
+    print(
+        f"  harvest-v0 counts alone batch {batch:>5}: before "
+        f"{counts_row['before_maps_per_s']['median']:.3g}, after "
+        f"{counts_row['after_maps_per_s']['median']:.3g} maps/s, after / before "
+        f"{counts_row['ratio']:.2f}",
+        flush=True,
+    )
+    return {"batch": batch, "rollout": rollout, "counts": counts_row}
+
+
 def bench_jaxmarl(batches, repeats: int, min_seconds: float):
     try:
         with contextlib.redirect_stdout(io.StringIO()):
@@ -280,6 +399,25 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{r['compact_steps_per_s']['median']:.3g} | {r['ratio']:.2f} | "
                 f"{r['paired_min']:.2f}-{r['paired_max']:.2f} |"
             )
+    if results["regrowth"]:
+        r = results["regrowth"]
+        roll, counts = r["rollout"], r["counts"]
+        lines += [
+            "",
+            "Harvest regrowth, shifted integer adds (after) vs the float convolution "
+            f"(before), `harvest-v0`, batch {r['batch']}:",
+            "",
+            "| measure | before | after | after / before | range |",
+            "|---|---:|---:|---:|---:|",
+            f"| rollout ({STEPS}-step scans), steps/s | "
+            f"{roll['before_steps_per_s']['median']:.3g} | "
+            f"{roll['after_steps_per_s']['median']:.3g} | {roll['ratio']:.2f} | "
+            f"{roll['paired_min']:.2f}-{roll['paired_max']:.2f} |",
+            f"| neighbour counts alone, maps/s | "
+            f"{counts['before_maps_per_s']['median']:.3g} | "
+            f"{counts['after_maps_per_s']['median']:.3g} | {counts['ratio']:.2f} | "
+            f"{counts['paired_min']:.2f}-{counts['paired_max']:.2f} |",
+        ]
     if results["jaxmarl"]:
         lines += [
             "",
@@ -314,6 +452,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--compact-only", action="store_true", help="only part 3 (compact vs planes)"
     )
     parser.add_argument("--compact-batch", type=int, default=COMPACT_BATCH)
+    parser.add_argument(
+        "--regrowth-only",
+        action="store_true",
+        help="only part 4 (Harvest regrowth, before vs after)",
+    )
+    parser.add_argument("--regrowth-batch", type=int, default=REGROWTH_BATCH)
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 5)
     min_seconds = 0.05 if args.quick else 0.3
@@ -322,17 +466,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         jaxmarl_version = version("jaxmarl")
     except PackageNotFoundError:
         jaxmarl_version = "not installed"
+    everything = not (args.compact_only or args.regrowth_only)
     results = {
         "machine": machine(),
         "jaxmarl_version": jaxmarl_version,
         "batches": batches,
-        "games": []
-        if args.compact_only
-        else bench_games(batches, repeats, min_seconds),
-        "jaxmarl": None
-        if args.compact_only
-        else bench_jaxmarl(batches, repeats, min_seconds),
-        "compact": bench_compact(args.compact_batch, repeats, min_seconds),
+        "games": bench_games(batches, repeats, min_seconds) if everything else [],
+        "jaxmarl": bench_jaxmarl(batches, repeats, min_seconds) if everything else None,
+        "compact": bench_compact(args.compact_batch, repeats, min_seconds)
+        if everything or args.compact_only
+        else [],
+        "regrowth": bench_regrowth(args.regrowth_batch, repeats, min_seconds)
+        if everything or args.regrowth_only
+        else None,
     }
     print()
     print(markdown(results))

@@ -183,6 +183,7 @@ COMPACT_TERRAIN = ("ground", "wall", "grass", "apple")
 LEGEND = "#A."
 #: Neighbourhoods reach at most 2 cells away (a 5 x 5 kernel).
 MAX_RADIUS_SQ = 8
+_REACH = 2
 
 
 @struct.dataclass
@@ -236,17 +237,27 @@ def neighbour_counts(apples: jax.Array, radius_sq: jax.Array) -> jax.Array:
 
     ``radius_sq`` = 4 is Melting Pot's L2 disc of radius 2 (12 cells around the
     centre), 2 the 3 x 3 block of SSD's code; at most :data:`MAX_RADIUS_SQ`.
+    Cells outside the map hold no apple. Computed as integer sums of the zero-padded
+    apple map shifted by each of the 24 offsets within 2 cells, grouped by squared
+    distance; a group counts when its distance is within ``radius_sq``.
     """
-    offsets = jnp.arange(-2, 3)
-    distance_sq = offsets[:, None] ** 2 + offsets[None, :] ** 2
-    kernel = ((distance_sq >= 1) & (distance_sq <= radius_sq)).astype(jnp.float32)
-    counts = jax.lax.conv_general_dilated(
-        apples.astype(jnp.float32)[None, None],
-        kernel[None, None],
-        window_strides=(1, 1),
-        padding="SAME",
-    )[0, 0]
-    return jnp.round(counts).astype(jnp.int32)
+    height, width = apples.shape
+    padded = jnp.pad(apples.astype(jnp.int32), _REACH)
+    rings: dict[int, jax.Array] = {}
+    for dr in range(-_REACH, _REACH + 1):
+        for dc in range(-_REACH, _REACH + 1):
+            distance_sq = dr * dr + dc * dc
+            if distance_sq == 0:
+                continue
+            shifted = padded[
+                _REACH + dr : _REACH + dr + height, _REACH + dc : _REACH + dc + width
+            ]
+            ring = rings.get(distance_sq)
+            rings[distance_sq] = shifted if ring is None else ring + shifted
+    counts = jnp.zeros((height, width), jnp.int32)
+    for distance_sq, ring in rings.items():
+        counts = counts + jnp.where(distance_sq <= radius_sq, ring, 0)
+    return counts
 
 
 def regrowth_probability(counts: jax.Array, params: HarvestParams) -> jax.Array:
