@@ -47,7 +47,8 @@ import jax.numpy as jnp
 from dilemmas.agents import networks
 from dilemmas.envs import make
 from dilemmas.training import runner
-from dilemmas.training.shaping import PRESETS, Shaping
+from dilemmas.training.shaping import Shaping
+from dilemmas.training.shaping_presets import PRESETS
 
 OUTSIDE_TARGET = 0.05
 

@@ -3,8 +3,9 @@
 A preset is a frozen, validated config dataclass with an ``experiment()`` method
 returning a :class:`~dilemmas.training.experiment.Experiment`. The registry merges
 the ``PRESETS`` dicts of the algorithm modules (:mod:`dilemmas.training.analytic`,
-:mod:`dilemmas.training.shaping`); they are imported on first use, so listing the
-presets costs one import and a missing optional module never breaks the others.
+:mod:`dilemmas.training.shaping_presets`, ...); they are imported on first use, so
+listing the presets costs one import and a missing optional module never breaks the
+others.
 
 ``from dilemmas.training.presets import PRESETS`` works too (a fresh merged dict).
 """
@@ -20,7 +21,7 @@ from dilemmas.training.experiment import Experiment
 #: Modules whose ``PRESETS`` dicts make up the registry, in listing order.
 PRESET_MODULES = (
     "dilemmas.training.analytic",
-    "dilemmas.training.shaping",
+    "dilemmas.training.shaping_presets",
     "dilemmas.training.coplayer",
     "dilemmas.training.ppi",
 )

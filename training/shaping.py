@@ -25,7 +25,9 @@ One training iteration, compiled end to end (spec ``coala_pg.md`` §4):
 
 ``ShapingExperiment`` wraps this for the run driver (``dilemmas train``); for
 scripts, ``make_train(cfg)`` returns a jittable ``train(key)`` that runs every
-iteration in one ``lax.scan``.
+iteration in one ``lax.scan``. The final evaluation is in
+:mod:`dilemmas.training.shaping_eval`, the presets in
+:mod:`dilemmas.training.shaping_presets`.
 
 The meta-batch axis is sharded over ``jax.devices()`` when there is more than one
 device (``jax.sharding`` constraints on the per-element inputs; XLA partitions the
@@ -494,7 +496,7 @@ class Shaping:
     ) -> tuple[tuple[tuple[str, str, bool], ...], tuple[tuple[str, str], ...]]:
         """The :data:`GRID_EVENTS` in this game's ``info`` (per agent) and the
         :data:`GRID_LEVELS` in its state; none in a 2x2 matrix game."""
-        if _is_matrix_game(self):
+        if is_matrix_game(self):
             return (), ()
 
         def one_step(key):
@@ -920,7 +922,7 @@ class Shaping:
         M, T = cfg.num_inner_episodes, cfg.inner_episode_length
         last = episodes.rewards[:, :, :, (M - 1) * T :]
         last_reward = jnp.mean(last, axis=(2, 3))  # [N, E, 2]
-        matrix_game = _is_matrix_game(self)
+        matrix_game = is_matrix_game(self)
         if matrix_game:
             cooperation = jnp.mean(episodes.actions == 0, axis=(2, 3))  # [N, E, 2]
         # [N, E, 2] per-agent events, [N, E] levels: means over games and episodes
@@ -1014,6 +1016,11 @@ def _centre_by_kind(advantages: jax.Array, is_naive: jax.Array) -> jax.Array:
         return jnp.sum(jnp.where(m, advantages, 0.0)) / jnp.maximum(jnp.sum(m), 1)
 
     return advantages - jnp.where(mask, mean_where(mask), mean_where(~mask))
+
+
+def is_matrix_game(algo: Shaping) -> bool:
+    """Whether ``algo`` plays a 2x2 matrix game (cooperation is action 0)."""
+    return hasattr(algo.env_params, "payoffs") and algo.num_actions == 2
 
 
 # --------------------------------------------------------------------------------------
@@ -1150,315 +1157,8 @@ class ShapingExperiment:
         return summary
 
     def evaluate(self, state: ShapingState) -> dict[str, Any]:
+        """The ``evaluation.json`` record
+        (:func:`dilemmas.training.shaping_eval.evaluate`)."""
+        from dilemmas.training.shaping_eval import evaluate
+
         return evaluate(self.algo, state)
-
-
-# --------------------------------------------------------------------------------------
-# Evaluation (evaluation.json, see docs/run_directory.md)
-
-
-def _evaluation_rollouts(algo: Shaping, state: ShapingState, key: jax.Array):
-    """Each meta agent against ``eval_meta_batch`` fresh naive learners and, in a
-    pool, against every other meta agent: episodes ``[N, E, ...]`` per kind; in a
-    2x2 matrix game also the reference, an always-defector against the naive
-    learners that ``meta_0`` meets, with the same keys (``[1, E, ...]``)."""
-    cfg = algo.cfg
-    N, E = cfg.pool_size, cfg.eval_meta_batch
-    k_naive, k_meta, k_index = jax.random.split(key, 3)
-    naive_index = jax.random.randint(k_index, (N, E), 0, cfg.naive_pool_size)
-    keys = jax.random.split(k_naive, N * E).reshape(N, E)
-    naive_params = algo.naive_inits(state)
-    vs_naive = algo.play(
-        state.params,
-        naive_params,
-        jnp.ones((N, E), bool),
-        naive_index.astype(jnp.int32),
-        keys,
-        shard=False,
-    )
-    vs_alld = None
-    if _is_matrix_game(algo):
-        vs_alld = algo.play(
-            jax.tree.map(lambda x: x[:1], state.params),
-            naive_params,
-            jnp.ones((1, E), bool),
-            naive_index[:1].astype(jnp.int32),
-            keys[:1],
-            shard=False,
-            ego_action=1,  # D
-        )
-    vs_meta = None
-    if N > 1:
-        # every ordered pair (i, j != i), E // (N - 1) meta-episodes each
-        per_pair = max(E // (N - 1), 1)
-        index = (jnp.arange(N)[:, None] + 1 + jnp.arange(N - 1)[None]) % N
-        index = jnp.repeat(index, per_pair, axis=1).astype(jnp.int32)
-        keys = jax.random.split(k_meta, N * index.shape[1]).reshape(index.shape)
-        episodes = algo.play(
-            state.params,
-            naive_params,
-            jnp.zeros(index.shape, bool),
-            index,
-            keys,
-            shard=False,
-        )
-        vs_meta = episodes, index
-    return vs_naive, vs_meta, vs_alld
-
-
-def _is_matrix_game(algo: Shaping) -> bool:
-    return hasattr(algo.env_params, "payoffs") and algo.num_actions == 2
-
-
-def evaluate(algo: Shaping, state: ShapingState, seed: int = 12345) -> dict[str, Any]:
-    """The ``evaluation.json`` record of a (seed-stacked) training state."""
-    from dilemmas.analysis.metrics import memory_one_probe
-
-    cfg = algo.cfg
-    M, T = cfg.num_inner_episodes, cfg.inner_episode_length
-    rollouts = jax.jit(jax.vmap(lambda s, k: _evaluation_rollouts(algo, s, k)))
-    keys = jax.random.split(jax.random.key(seed), cfg.num_seeds)
-    vs_naive, vs_meta, vs_alld = jax.device_get(rollouts(state, keys))
-
-    def probe(actions):  # [..., L, 2] -> [5] list with None for unseen states
-        result = memory_one_probe(jnp.asarray(actions), episode_length=T)
-        p = np.asarray(result.p, np.float64)
-        counts = np.asarray(result.counts)
-        return [float(x) if c > 0 else None for x, c in zip(p, counts, strict=True)]
-
-    payoffs = (
-        np.asarray(algo.env_params.payoffs, np.float64)
-        if hasattr(algo.env_params, "payoffs")
-        else None
-    )
-    record: dict[str, Any] = {
-        "game": {
-            "id": cfg.env_id,
-            "actions": ["C", "D"] if algo.num_actions == 2 else None,
-            "payoffs": payoffs.tolist() if payoffs is not None else None,
-        },
-        "num_seeds": cfg.num_seeds,
-        "estimators": list(cfg.agent_estimators),  # of meta_0, meta_1, ...
-        "pairs": [],
-        "memory_one": {},
-    }
-    seeds = range(cfg.num_seeds)
-    N = cfg.pool_size
-    matrix_game = payoffs is not None and algo.num_actions == 2
-
-    def pair(row, col, rewards, actions):  # [S, E, B, L, 2] -> per seed [row, col]
-        entry = {
-            "row": row,
-            "col": col,
-            "reward": rewards.mean(axis=(1, 2, 3)).tolist(),
-        }
-        if matrix_game:  # cooperation is action 0 of a 2x2 matrix game only
-            entry["cooperation"] = (actions == 0).mean(axis=(1, 2, 3)).tolist()
-        return entry
-
-    for i in range(N):
-        rewards = vs_naive.rewards[:, i]  # [S, E, B, L, 2]
-        actions = vs_naive.actions[:, i]
-        record["pairs"].append(pair(f"meta_{i}", "naive", rewards, actions))
-        if matrix_game:
-            record["memory_one"][f"meta_{i} (vs naive)"] = [
-                probe(actions[s]) for s in seeds
-            ]
-            record["memory_one"][f"naive (vs meta_{i})"] = [
-                probe(actions[s][..., ::-1]) for s in seeds
-            ]
-    if vs_alld is not None:
-        record["pairs"].append(
-            pair("alld", "naive", vs_alld.rewards[:, 0], vs_alld.actions[:, 0])
-        )
-    if vs_meta is not None:
-        episodes, index = vs_meta
-        index = np.asarray(index)[0]  # [N, E'], the same for every seed
-        for i in range(N):
-            for j in range(N):
-                if i == j:
-                    continue
-                cols = index[i] == j
-                rewards = episodes.rewards[:, i][:, cols]
-                actions = episodes.actions[:, i][:, cols]
-                record["pairs"].append(pair(f"meta_{i}", f"meta_{j}", rewards, actions))
-            if matrix_game:
-                record["memory_one"][f"meta_{i} (vs meta)"] = [
-                    probe(episodes.actions[s, i]) for s in seeds
-                ]
-
-    # Within-meta-episode profiles against naive learners, averaged over the pool.
-    def by_episode(x):  # [S, N, E, B, L] -> [S, M]
-        x = x.reshape(*x.shape[:4], M, T)
-        return x.mean(axis=(1, 2, 3, 5)).tolist()
-
-    series = {
-        "meta reward": by_episode(vs_naive.rewards[..., 0]),
-        "naive reward": by_episode(vs_naive.rewards[..., 1]),
-    }
-    if matrix_game:
-        series["meta cooperation"] = by_episode((vs_naive.actions[..., 0] == 0) * 1.0)
-        series["naive cooperation"] = by_episode((vs_naive.actions[..., 1] == 0) * 1.0)
-    record["profiles"] = {"x": "inner episode", "series": series}
-    if algo.events or algo.levels:
-        record["grid"] = {"x": "inner episode", "series": _grid_series(algo, vs_naive)}
-    return record
-
-
-#: Series names of the evaluation's grid panels (``record["grid"]``), per metric
-#: stem; the report groups series by their last word (one panel per quantity).
-GRID_SERIES = {
-    "cleaning": "cleaning",
-    "zap_rate": "zaps",
-    "zapped": "zapped",
-    "apples": "apples",
-    "own_coins": "own-coins",
-    "other_coins": "other-coins",
-    "pollution": "pollution",
-    "apple_level": "apple-level",
-}
-
-
-def _grid_series(algo: Shaping, vs_naive: MetaEpisode) -> dict[str, list]:
-    """Per inner episode against naive learners, means over the pool, meta-batch and
-    games: ``"meta <quantity>"`` and ``"naive <quantity>"`` for each event of the
-    game, the level of each map; ``[[M values] per seed]``."""
-    series = {}
-    for _, stem, _ in algo.events:
-        x = np.asarray(vs_naive.events[stem], np.float64)  # [S, N, E, B, M, 2]
-        x = x.mean(axis=(1, 2, 3))  # [S, M, 2]
-        name = GRID_SERIES.get(stem, stem)
-        series[f"meta {name}"] = x[..., 0].tolist()
-        series[f"naive {name}"] = x[..., 1].tolist()
-    for _, stem in algo.levels:
-        x = np.asarray(vs_naive.events[stem], np.float64)  # [S, N, E, B, M]
-        series[GRID_SERIES.get(stem, stem)] = x.mean(axis=(1, 2, 3)).tolist()
-    return series
-
-
-# --------------------------------------------------------------------------------------
-# Presets
-
-_PAPER = ShapingConfig()
-
-PRESETS: dict[str, ShapingConfig] = {
-    # Paper scale (App. B, Tables 2-4): for accelerators.
-    "ipd-shaping": _PAPER.replace(name="ipd-shaping"),
-    "ipd-shaping-mfos": _PAPER.replace(name="ipd-shaping-mfos", estimator="mfos"),
-    "ipd-shaping-batch-unaware": _PAPER.replace(
-        name="ipd-shaping-batch-unaware", estimator="batch_unaware"
-    ),
-    "ipd-mixed": _PAPER.replace(name="ipd-mixed", p_naive=0.75, pool_size=4),
-    "ipd-mixed-mfos": _PAPER.replace(
-        name="ipd-mixed-mfos", p_naive=0.75, pool_size=4, estimator="mfos"
-    ),
-    "ipd-mixed-batch-unaware": _PAPER.replace(
-        name="ipd-mixed-batch-unaware",
-        p_naive=0.75,
-        pool_size=4,
-        estimator="batch_unaware",
-    ),
-    "ipd-meta-pool": _PAPER.replace(name="ipd-meta-pool", p_naive=0.0, pool_size=4),
-}
-
-# CPU scale (docs/results.md): the paper's B, M, T and network with a meta-batch of
-# 16 and a learning rate of 1e-3, so a run takes minutes on two cores.
-_CPU = _PAPER.replace(meta_batch=16, lr=1e-3, iterations=150, num_seeds=2)
-_MIXED_CPU = _CPU.replace(
-    meta_batch=8, p_naive=0.75, pool_size=4, iterations=300, num_seeds=1
-)
-for _estimator, _suffix in (
-    ("coala", ""),
-    ("mfos", "-mfos"),
-    ("batch_unaware", "-batch-unaware"),
-):
-    PRESETS[f"ipd-shaping-cpu{_suffix}"] = _CPU.replace(
-        name=f"ipd-shaping-cpu{_suffix}", estimator=_estimator
-    )
-    PRESETS[f"ipd-mixed-cpu{_suffix}"] = _MIXED_CPU.replace(
-        name=f"ipd-mixed-cpu{_suffix}", estimator=_estimator
-    )
-PRESETS["ipd-meta-pool-cpu"] = _MIXED_CPU.replace(name="ipd-meta-pool-cpu", p_naive=0.0)
-# App. H.3: COALA and M-FOS agents trained in one pool, each also facing naive
-# learners (the paper's 0.850 +- 0.037 and 0.853 +- 0.017). The pool's size and
-# split are not stated; two agents of each estimator in the IPD mixed-pool setting
-# (4 meta agents, p_naive = 0.75) is our reading.
-_H3 = "coala,coala,mfos,mfos"
-PRESETS["ipd-coala-mfos"] = PRESETS["ipd-mixed"].replace(
-    name="ipd-coala-mfos", pool_estimators=_H3
-)
-PRESETS["ipd-coala-mfos-cpu"] = _MIXED_CPU.replace(
-    name="ipd-coala-mfos-cpu", pool_estimators=_H3, num_seeds=5
-)
-
-# CleanUp-lite (App. B, Tables 6-8; spec §7): T = 64. Pure shaping: one meta agent,
-# 10 static naive agents, M = 100, B = 32, meta-batch 512, PPO with normalised
-# advantages; COALA at learning rate 1e-3 and reward scale 0.1, M-FOS at 3e-3 and
-# batch-unaware at 1e-3 with reward scale 1 (spec §7.2, Table 7's row-order
-# ambiguity read as the default). Naive learners: A2C, Adam 0.005, reward scale 0.1,
-# gamma 0.99. Mixed pool: 3 meta agents, p_naive 0.75, 3 dynamic naive agents,
-# M = 5, B = 64, 30000 iterations, A2C with SGD (COALA 0.1, the baselines 0.03;
-# reward scale 0.1), naive SGD at 1.0 with gamma 1.
-_CLEANUP_LITE = _PAPER.replace(
-    env_id="cleanup_lite-v0",
-    inner_episode_length=64,
-    normalize_advantages=True,
-    naive_reward_scale=0.1,
-)
-_CLEANUP_SHAPING = {
-    "coala": dict(lr=1e-3, reward_scale=0.1),
-    "mfos": dict(lr=3e-3, reward_scale=1.0),
-    "batch_unaware": dict(lr=1e-3, reward_scale=1.0),
-}
-_CLEANUP_MIXED_LR = {"coala": 0.1, "mfos": 0.03, "batch_unaware": 0.03}
-# CPU scale: the same rules, network and learning settings, with B, M and the
-# meta-batch shrunk so that one run of 3 seeds takes 10-30 minutes on two cores.
-_CLEANUP_CPU = {
-    "shaping": dict(meta_batch=4, batch=8, num_inner_episodes=30, iterations=200),
-    "mixed": dict(meta_batch=8, batch=8, iterations=150),
-}
-for _estimator, _suffix in (
-    ("coala", ""),
-    ("mfos", "-mfos"),
-    ("batch_unaware", "-batch-unaware"),
-):
-    _shaping = _CLEANUP_LITE.replace(
-        name=f"cleanup_lite-shaping{_suffix}",
-        estimator=_estimator,
-        meta_batch=512,
-        batch=32,
-        num_inner_episodes=100,
-        **_CLEANUP_SHAPING[_estimator],
-    )
-    _mixed = _CLEANUP_LITE.replace(
-        name=f"cleanup_lite-mixed{_suffix}",
-        estimator=_estimator,
-        meta_batch=512,
-        batch=64,
-        num_inner_episodes=5,
-        iterations=30000,
-        p_naive=0.75,
-        pool_size=3,
-        naive_pool_size=3,
-        dynamic_naive_agents=True,
-        algorithm="a2c",
-        optimiser="sgd",
-        lr=_CLEANUP_MIXED_LR[_estimator],
-        reward_scale=0.1,
-        naive_optimiser="sgd",
-        naive_lr=1.0,
-        naive_gamma=1.0,
-    )
-    PRESETS[_shaping.name] = _shaping
-    PRESETS[_mixed.name] = _mixed
-    for _kind, _preset in (("shaping", _shaping), ("mixed", _mixed)):
-        _name = f"cleanup_lite-{_kind}-cpu{_suffix}"
-        PRESETS[_name] = _preset.replace(name=_name, num_seeds=3, **_CLEANUP_CPU[_kind])
-# The default of `dilemmas train` (the README's first command): COALA shaping naive
-# learners with B = 8 and M = 10, eight seeds (vmapped), about five minutes on two
-# CPU cores. Eight, because a seed's outcome depends on its trajectory (and so on
-# the machine's floating point): at this scale about one seed in four settles on
-# always defecting, so the printed verdict (analysis.verdict) counts seeds.
-PRESETS["quickstart"] = _CPU.replace(
-    name="quickstart", batch=8, num_inner_episodes=10, iterations=150, num_seeds=8
-)

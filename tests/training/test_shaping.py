@@ -21,13 +21,9 @@ import numpy as np
 import pytest
 
 from dilemmas.training import estimators
-from dilemmas.training.shaping import (
-    PRESETS,
-    Shaping,
-    ShapingConfig,
-    evaluate,
-    make_train,
-)
+from dilemmas.training.shaping import Shaping, ShapingConfig, make_train
+from dilemmas.training.shaping_eval import evaluate
+from dilemmas.training.shaping_presets import PRESETS
 
 TINY = dict(
     meta_batch=4,

@@ -17,7 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from dilemmas.analysis.plots import grid_panel
-from dilemmas.training.shaping import Shaping, ShapingConfig, evaluate
+from dilemmas.training.shaping import Shaping, ShapingConfig
+from dilemmas.training.shaping_eval import evaluate
 
 TINY = dict(
     meta_batch=4,

@@ -16,7 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dilemmas.training.shaping import PRESETS, Shaping, ShapingConfig, evaluate
+from dilemmas.training.shaping import Shaping, ShapingConfig
+from dilemmas.training.shaping_eval import evaluate
+from dilemmas.training.shaping_presets import PRESETS
 
 POOL = dict(
     network="tabular",
