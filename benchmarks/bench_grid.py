@@ -23,14 +23,28 @@
    (``--regrowth-batch``): the same rollout as in 1. with each, alternating within
    each repeat (both must give the same rewards and observations), and the counts
    alone on random apple maps of the default map's size.
+5. Our Cleanup and Harvest against SocialJax's ``clean_up`` and
+   ``harvest_common_open`` (its Commons Harvest), built on our maps (converted to
+   SocialJax's ASCII legend), with our number of agents and 11 x 11 windows, at batch
+   sizes 1, 64 and 1024: a vmapped step without auto-reset on both sides (ours:
+   ``env.step``; SocialJax: ``env.step_env``, which skips the base class's auto-reset
+   but still computes its own end-of-episode reset inside every step), the same
+   reset-plus-128-step scan with uniformly random actions, alternating in each repeat.
+6. Throughput against the batch size for one game (``--sweep-env``, default
+   ``harvest-v0``): the rollout of part 1 at batch sizes 1 to 4096, every size
+   alternating within each repeat, each set against the fastest.
 
-JaxMARL is not a dependency of ours: install it in the benchmark's own environment
-(``pip install -e . jaxmarl pygame``). Without it, part 2 is skipped. Timing helpers
-(alternating paired repeats, medians) are shared with ``bench_envs.py``.
+JaxMARL and SocialJax are not dependencies of ours. Install JaxMARL in the
+benchmark's own environment (``pip install -e . jaxmarl pygame``); without it, part 2
+is skipped. SocialJax has no package on PyPI: give the root of its source checkout
+with ``--socialjax PATH`` (or ``SOCIALJAX_PATH``), which is put on ``sys.path`` for
+this run only (it needs jax, flax, chex, numpy and pillow, all present with ours);
+without it, part 5 is skipped. Timing helpers (alternating paired repeats, medians)
+are shared with ``bench_envs.py``.
 
 Run ``python benchmarks/bench_grid.py`` (``--quick`` for a smoke run,
-``--compact-only`` for part 3 alone, ``--regrowth-only`` for part 4 alone,
-``--json PATH`` to keep every figure).
+``--compact-only``, ``--regrowth-only``, ``--socialjax-only`` or ``--sweep-only`` for
+part 3, 4, 5 or 6 alone, ``--json PATH`` to keep every figure).
 """
 
 from __future__ import annotations
@@ -39,6 +53,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import sys
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
@@ -72,6 +87,11 @@ COMPACT_IDS = (
 )
 COMPACT_BATCH = 1024
 REGROWTH_BATCH = 1024
+#: Our games and SocialJax's versions of the same Melting Pot substrates (part 5).
+SOCIALJAX_IDS = (("cleanup-v0", "clean_up"), ("harvest-v0", "harvest_common_open"))
+SOCIALJAX_BATCHES = (1, 64, 1024)
+SWEEP_ENV = "harvest-v0"
+SWEEP_BATCHES = (1, 16, 64, 256, 1024, 4096)
 STEPS = 128
 BATCHES = (1, 64, 1024, 8192)
 JAXMARL_TARGET = 2.0
@@ -361,12 +381,173 @@ def bench_jaxmarl(batches, repeats: int, min_seconds: float):
     return rows
 
 
+def load_socialjax(path: Path | None):
+    """SocialJax's package from the source checkout at ``path``, or None."""
+    if path is None:
+        print(
+            "  no SocialJax source given (--socialjax PATH or SOCIALJAX_PATH): "
+            "skipping the SocialJax comparison"
+        )
+        return None
+    path = path.expanduser().resolve()
+    if not (path / "socialjax" / "__init__.py").is_file():
+        raise SystemExit(
+            f"--socialjax {path}: no socialjax/__init__.py there; give the root "
+            "of a SocialJax source checkout"
+        )
+    sys.path.insert(0, str(path))
+    with contextlib.redirect_stdout(io.StringIO()):
+        import socialjax
+    return socialjax
+
+
+def socialjax_map(env, params) -> list[str]:
+    """Our map in SocialJax's ASCII legend: ``W`` wall, ``P`` spawn (our ground),
+    ``A`` apple (Harvest's grass); for Cleanup ``B`` orchard and river cells as ``F``
+    (dirt at the start: ``round(initial_dirt_fraction * river cells)`` of them,
+    a fixed random choice, since SocialJax's start dirt is set by the map) or ``H``
+    (clean, can get dirty)."""
+    layout = np.array([list(row) for row in env.layout.split("\n")])
+    chars = np.full(layout.shape, " ")
+    chars[layout == "#"] = "W"
+    chars[layout == "."] = "P"
+    chars[layout == "A"] = "A"
+    chars[layout == "o"] = "B"
+    river = np.argwhere(layout == "~")
+    if len(river):
+        chars[layout == "~"] = "H"
+        dirty = round(float(params.initial_dirt_fraction) * len(river))
+        chosen = np.random.default_rng(0).permutation(len(river))[:dirty]
+        chars[tuple(river[chosen].T)] = "F"
+    return ["".join(row) for row in chars]
+
+
+def make_socialjax(socialjax, socialjax_id: str, env, params):
+    """SocialJax's env on our map, with our number of agents and window size."""
+    forward, backward, left, right = env.view
+    if forward + backward != left + right:
+        raise ValueError(f"SocialJax's windows are square, ours is {env.view}")
+    rows = socialjax_map(env, params)
+    kwargs = {
+        "num_agents": env.num_agents,
+        "num_inner_steps": int(params.max_steps),
+        "shared_rewards": False,
+        "obs_size": forward + backward + 1,
+        "cnn": True,
+        "map_ASCII": rows,
+    }
+    if socialjax_id == "harvest_common_open":
+        kwargs["grid_size"] = (env.height, env.width)
+    theirs = socialjax.make(socialjax_id, **kwargs)
+    if theirs.action_space(0).n != env.num_actions:
+        raise RuntimeError(
+            f"SocialJax's {socialjax_id} has {theirs.action_space(0).n} actions, "
+            f"ours {env.num_actions}"
+        )
+    return theirs
+
+
+def socialjax_rollout(env, steps: int = STEPS) -> Callable:
+    """The random-action episode of :func:`ours_rollout` through SocialJax's
+    ``step_env`` (no auto-reset by the base class)."""
+    num_agents, num_actions = env.num_agents, env.action_space(0).n
+
+    def episode(key: jax.Array):
+        key, key_reset = jax.random.split(key)
+        obs, state = env.reset(key_reset)
+
+        def body(carry, _):
+            key, state, obs, total = carry
+            key, key_act, key_step = jax.random.split(key, 3)
+            actions = jax.random.randint(
+                key_act, (num_agents,), 0, num_actions, jnp.int32
+            )
+            obs, state, reward, _, _ = env.step_env(key_step, state, actions)
+            return (key, state, obs, total + reward), None
+
+        init = (key, state, obs, jnp.zeros((num_agents,), jnp.float32))
+        (_, _, obs, total), _ = jax.lax.scan(body, init, length=steps)
+        return total, obs.sum()
+
+    return jax.vmap(episode)
+
+
+def bench_socialjax(socialjax, batches, repeats: int, min_seconds: float):
+    rows = []
+    for env_id, socialjax_id in SOCIALJAX_IDS:
+        env, params = dilemmas.envs.make(env_id)
+        with contextlib.redirect_stdout(io.StringIO()):
+            theirs_env = make_socialjax(socialjax, socialjax_id, env, params)
+        for batch in batches:
+            keys = jax.random.split(jax.random.key(batch), batch)
+            ours, ours_compile = _compile(ours_rollout(env, params), keys)
+            theirs, theirs_compile = _compile(socialjax_rollout(theirs_env), keys)
+            rates = _timed_pair(
+                {
+                    "ours": lambda c=ours, k=keys: c(k),
+                    "socialjax": lambda c=theirs, k=keys: c(k),
+                },
+                batch,
+                repeats,
+                min_seconds,
+            )
+            row = {
+                "env_id": env_id,
+                "socialjax_id": socialjax_id,
+                "batch": batch,
+                "ours_steps_per_s": summary(rates["ours"]),
+                "socialjax_steps_per_s": summary(rates["socialjax"]),
+                "ours_compile_s": ours_compile,
+                "socialjax_compile_s": theirs_compile,
+                **ratio_summary(rates["ours"], rates["socialjax"]),
+            }
+            rows.append(row)
+            print(
+                f"  {env_id} vs {socialjax_id} batch {batch:>5}: ours "
+                f"{row['ours_steps_per_s']['median']:.3g}, socialjax "
+                f"{row['socialjax_steps_per_s']['median']:.3g} steps/s, ratio "
+                f"{row['ratio']:.2f}",
+                flush=True,
+            )
+    return rows
+
+
+def bench_sweep(env_id: str, batches, repeats: int, min_seconds: float):
+    """One game's rollout at every batch size, all alternating in each repeat."""
+    env, params = dilemmas.envs.make(env_id)
+    runs, steps = {}, {}
+    for batch in batches:
+        keys = jax.random.split(jax.random.key(batch), batch)
+        compiled, _ = _compile(ours_rollout(env, params), keys)
+        runs[batch] = lambda c=compiled, k=keys: jax.block_until_ready(c(k))
+        steps[batch] = batch * STEPS
+    rates = paired_rates(runs, steps, repeats, min_seconds)
+    best = max(batches, key=lambda b: summary(rates[b])["median"])
+    rows = []
+    for batch in batches:
+        row = {
+            "env_id": env_id,
+            "batch": batch,
+            "steps_per_s": summary(rates[batch]),
+            "best_batch": best,
+            **ratio_summary(rates[batch], rates[best]),
+        }
+        rows.append(row)
+        print(
+            f"  {env_id} batch {batch:>5}: {row['steps_per_s']['median']:.3g} "
+            f"steps/s, {row['ratio']:.2f} of batch {best}",
+            flush=True,
+        )
+    return rows
+
+
 def markdown(results: dict[str, Any]) -> str:
     info = results["machine"]
     lines = [
         f"Machine: {info['cpu']}, {info['cores']} cores ({info['cores_usable']} "
         f"usable); jax {info['jax']} ({info['jax_backend']}), jaxmarl "
-        f"{results['jaxmarl_version']}, Python {info['python']}; {info['date']}.",
+        f"{results['jaxmarl_version']}, SocialJax {results['socialjax_version']}, "
+        f"Python {info['python']}; {info['date']}.",
     ]
     if results["games"]:
         lines += [
@@ -418,6 +599,38 @@ def markdown(results: dict[str, Any]) -> str:
             f"{counts['after_maps_per_s']['median']:.3g} | {counts['ratio']:.2f} | "
             f"{counts['paired_min']:.2f}-{counts['paired_max']:.2f} |",
         ]
+    if results["socialjax"]:
+        lines += [
+            "",
+            "Cleanup and Harvest, ours vs SocialJax on our maps (step without "
+            f"auto-reset, {STEPS}-step scans):",
+            "",
+            "| ours | SocialJax | batch | ours steps/s | SocialJax steps/s "
+            "| ours / SocialJax | range |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for r in results["socialjax"]:
+            lines.append(
+                f"| `{r['env_id']}` | `{r['socialjax_id']}` | {r['batch']} | "
+                f"{r['ours_steps_per_s']['median']:.3g} | "
+                f"{r['socialjax_steps_per_s']['median']:.3g} | {r['ratio']:.2f} | "
+                f"{r['paired_min']:.2f}-{r['paired_max']:.2f} |"
+            )
+    if results["sweep"]:
+        rows = results["sweep"]
+        lines += [
+            "",
+            f"`{rows[0]['env_id']}` against the batch size ({STEPS}-step scans, all "
+            "sizes alternating in each repeat):",
+            "",
+            f"| batch | steps/s | / batch {rows[0]['best_batch']} | range |",
+            "|---:|---:|---:|---:|",
+        ]
+        for r in rows:
+            lines.append(
+                f"| {r['batch']} | {r['steps_per_s']['median']:.3g} | "
+                f"{r['ratio']:.2f} | {r['paired_min']:.2f}-{r['paired_max']:.2f} |"
+            )
     if results["jaxmarl"]:
         lines += [
             "",
@@ -458,6 +671,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="only part 4 (Harvest regrowth, before vs after)",
     )
     parser.add_argument("--regrowth-batch", type=int, default=REGROWTH_BATCH)
+    parser.add_argument(
+        "--socialjax",
+        type=Path,
+        default=os.environ.get("SOCIALJAX_PATH") or None,
+        help="root of a SocialJax source checkout (default: $SOCIALJAX_PATH)",
+    )
+    parser.add_argument(
+        "--socialjax-only", action="store_true", help="only part 5 (SocialJax)"
+    )
+    parser.add_argument(
+        "--sweep-only", action="store_true", help="only part 6 (batch sizes)"
+    )
+    parser.add_argument("--sweep-env", default=SWEEP_ENV)
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 5)
     min_seconds = 0.05 if args.quick else 0.3
@@ -466,10 +692,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         jaxmarl_version = version("jaxmarl")
     except PackageNotFoundError:
         jaxmarl_version = "not installed"
-    everything = not (args.compact_only or args.regrowth_only)
+    only = (args.compact_only, args.regrowth_only, args.socialjax_only, args.sweep_only)
+    everything = not any(only)
+    socialjax = (
+        load_socialjax(args.socialjax) if everything or args.socialjax_only else None
+    )
     results = {
         "machine": machine(),
         "jaxmarl_version": jaxmarl_version,
+        "socialjax_version": "not given"
+        if socialjax is None
+        else f"{socialjax.__version__} from {Path(socialjax.__file__).parent.parent}",
         "batches": batches,
         "games": bench_games(batches, repeats, min_seconds) if everything else [],
         "jaxmarl": bench_jaxmarl(batches, repeats, min_seconds) if everything else None,
@@ -478,6 +711,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         else [],
         "regrowth": bench_regrowth(args.regrowth_batch, repeats, min_seconds)
         if everything or args.regrowth_only
+        else None,
+        "socialjax": None
+        if socialjax is None
+        else bench_socialjax(
+            socialjax,
+            SOCIALJAX_BATCHES[:2] if args.quick else SOCIALJAX_BATCHES,
+            repeats,
+            min_seconds,
+        ),
+        "sweep": bench_sweep(
+            args.sweep_env,
+            SWEEP_BATCHES[:3] if args.quick else SWEEP_BATCHES,
+            repeats,
+            min_seconds,
+        )
+        if everything or args.sweep_only
         else None,
     }
     print()
