@@ -42,6 +42,10 @@ from typing import Any
 
 import jax
 
+# Before any JAX backend starts (bench_training's imports start one): adds the
+# XLA CPU flag that keeps a compiled PPI phase from deadlocking on a CPU.
+import dilemmas.training  # noqa: F401
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_shaping import compiled, env_alone  # noqa: E402
