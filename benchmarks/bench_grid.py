@@ -348,37 +348,53 @@ def bench_jaxmarl(batches, repeats: int, min_seconds: float):
     env, params = dilemmas.envs.make("coin_game_two_coins-v0")
     params = params.replace(max_steps=jnp.asarray(STEPS, jnp.int32))
     ours_env = dilemmas.envs.AutoReset(env)
-    rows = []
-    for batch in batches:
-        keys = jax.random.split(jax.random.key(batch), batch)
-        ours, ours_compile = _compile(ours_rollout(ours_env, params), keys)
-        theirs, theirs_compile = _compile(jaxmarl_rollout(theirs_env), keys)
-        rates = _timed_pair(
-            {
-                "ours": lambda c=ours, k=keys: c(k),
-                "jaxmarl": lambda c=theirs, k=keys: c(k),
-            },
+    return [
+        _compare_rollouts(
+            ours_rollout(ours_env, params),
+            jaxmarl_rollout(theirs_env),
+            "jaxmarl",
             batch,
             repeats,
             min_seconds,
+            "coin game",
         )
-        row = {
-            "batch": batch,
-            "ours_steps_per_s": summary(rates["ours"]),
-            "jaxmarl_steps_per_s": summary(rates["jaxmarl"]),
-            "ours_compile_s": ours_compile,
-            "jaxmarl_compile_s": theirs_compile,
-            **ratio_summary(rates["ours"], rates["jaxmarl"]),
-        }
-        rows.append(row)
-        print(
-            f"  coin game batch {batch:>5}: ours "
-            f"{row['ours_steps_per_s']['median']:.3g}, jaxmarl "
-            f"{row['jaxmarl_steps_per_s']['median']:.3g} steps/s, ratio "
-            f"{row['ratio']:.2f}",
-            flush=True,
-        )
-    return rows
+        for batch in batches
+    ]
+
+
+def _compare_rollouts(
+    ours_fn, theirs_fn, theirs: str, batch: int, repeats: int, min_seconds, label
+) -> dict:
+    """Our rollout against another library's (``theirs`` names it in the row), both
+    compiled on the same keys and timed alternating: one row, printed."""
+    keys = jax.random.split(jax.random.key(batch), batch)
+    ours, ours_compile = _compile(ours_fn, keys)
+    other, theirs_compile = _compile(theirs_fn, keys)
+    rates = _timed_pair(
+        {
+            "ours": lambda c=ours, k=keys: c(k),
+            theirs: lambda c=other, k=keys: c(k),
+        },
+        batch,
+        repeats,
+        min_seconds,
+    )
+    row = {
+        "batch": batch,
+        "ours_steps_per_s": summary(rates["ours"]),
+        f"{theirs}_steps_per_s": summary(rates[theirs]),
+        "ours_compile_s": ours_compile,
+        f"{theirs}_compile_s": theirs_compile,
+        **ratio_summary(rates["ours"], rates[theirs]),
+    }
+    print(
+        f"  {label} batch {batch:>5}: ours "
+        f"{row['ours_steps_per_s']['median']:.3g}, {theirs} "
+        f"{row[f'{theirs}_steps_per_s']['median']:.3g} steps/s, ratio "
+        f"{row['ratio']:.2f}",
+        flush=True,
+    )
+    return row
 
 
 def load_socialjax(path: Path | None):
@@ -479,36 +495,16 @@ def bench_socialjax(socialjax, batches, repeats: int, min_seconds: float):
         with contextlib.redirect_stdout(io.StringIO()):
             theirs_env = make_socialjax(socialjax, socialjax_id, env, params)
         for batch in batches:
-            keys = jax.random.split(jax.random.key(batch), batch)
-            ours, ours_compile = _compile(ours_rollout(env, params), keys)
-            theirs, theirs_compile = _compile(socialjax_rollout(theirs_env), keys)
-            rates = _timed_pair(
-                {
-                    "ours": lambda c=ours, k=keys: c(k),
-                    "socialjax": lambda c=theirs, k=keys: c(k),
-                },
+            row = _compare_rollouts(
+                ours_rollout(env, params),
+                socialjax_rollout(theirs_env),
+                "socialjax",
                 batch,
                 repeats,
                 min_seconds,
+                f"{env_id} vs {socialjax_id}",
             )
-            row = {
-                "env_id": env_id,
-                "socialjax_id": socialjax_id,
-                "batch": batch,
-                "ours_steps_per_s": summary(rates["ours"]),
-                "socialjax_steps_per_s": summary(rates["socialjax"]),
-                "ours_compile_s": ours_compile,
-                "socialjax_compile_s": theirs_compile,
-                **ratio_summary(rates["ours"], rates["socialjax"]),
-            }
-            rows.append(row)
-            print(
-                f"  {env_id} vs {socialjax_id} batch {batch:>5}: ours "
-                f"{row['ours_steps_per_s']['median']:.3g}, socialjax "
-                f"{row['socialjax_steps_per_s']['median']:.3g} steps/s, ratio "
-                f"{row['ratio']:.2f}",
-                flush=True,
-            )
+            rows.append({"env_id": env_id, "socialjax_id": socialjax_id, **row})
     return rows
 
 
