@@ -159,15 +159,6 @@ def multi_process() -> bool:
     return jax.process_count() > 1
 
 
-def global_mesh() -> Mesh | None:
-    """The 1-D ``"batch"`` mesh over the devices of every process; ``None`` with
-    one device."""
-    devices = jax.devices()
-    if len(devices) < 2:
-        return None
-    return Mesh(np.asarray(devices), ("batch",))
-
-
 def state_shardings(mesh: Mesh | None, state: Any) -> Any:
     """Where each leaf of a ``[num_seeds, ...]`` state lives on ``mesh``: its
     leading axis split over the devices when their number divides it, replicated

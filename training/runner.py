@@ -131,6 +131,7 @@ from dilemmas.training.run_dir import (
     state_to_bytes,
     write_policies,
 )
+from dilemmas.training.sharding import batch_mesh
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -897,7 +898,7 @@ def _shardings(state: Any) -> Any:
     """Where the run keeps ``state``: on the mesh of every process's devices
     (:func:`~dilemmas.training.distributed.state_shardings`) when there are
     several; ``None`` (where JAX puts it) with one device."""
-    return distributed.state_shardings(distributed.global_mesh(), state)
+    return distributed.state_shardings(batch_mesh(), state)
 
 
 def _agreed(here: bool, prepare: Callable[[], Any]) -> Any:

@@ -72,6 +72,7 @@ from dilemmas.training.configs import (
     check_seeds,
     is_number,
 )
+from dilemmas.training.sharding import batch_mesh
 
 ESTIMATORS = ("coala", "mfos", "batch_unaware")
 NETWORKS = ("hawk", "gru", "mlp", "tabular")
@@ -985,16 +986,16 @@ class Shaping:
 
 
 def _batch_mesh(meta_batch: int) -> jax.sharding.Mesh | None:
-    """A 1-D mesh over every device if there are several and they divide the batch."""
-    devices = jax.devices()
-    if len(devices) < 2:
-        return None
-    if meta_batch % len(devices):
+    """:func:`~dilemmas.training.sharding.batch_mesh`, if the devices divide the
+    meta-batch."""
+    mesh = batch_mesh()
+    if mesh is not None and meta_batch % mesh.devices.size:
         raise ValueError(
-            f"meta_batch = {meta_batch} must be a multiple of the {len(devices)} "
-            "devices to shard it; change meta_batch or limit the visible devices"
+            f"meta_batch = {meta_batch} must be a multiple of the "
+            f"{mesh.devices.size} devices to shard it; change meta_batch or limit "
+            "the visible devices"
         )
-    return jax.sharding.Mesh(np.asarray(devices), ("batch",))
+    return mesh
 
 
 def _select(pred: jax.Array, on_true: Any, on_false: Any) -> Any:

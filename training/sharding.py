@@ -1,4 +1,5 @@
-"""Data parallelism over the devices of one process: a 1-D ``"batch"`` mesh.
+"""Data parallelism over every device: a 1-D ``"batch"`` mesh (the devices of all
+processes once :mod:`dilemmas.training.distributed` has joined them).
 
 The training loops split their episode (or meta-batch) axis over
 ``jax.devices()`` with :func:`jax.lax.with_sharding_constraint`; XLA partitions
