@@ -63,8 +63,8 @@ from typing import Any, NamedTuple, Protocol
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import struct
 
+from dilemmas.agents.pytrees import policy_dataclass
 from dilemmas.envs.matrix_games import STATES, MatrixGame, MatrixGameParams
 from dilemmas.envs.payoffs import PayoffsLike, rstp
 
@@ -92,7 +92,7 @@ class Strategy(Protocol):
     ) -> tuple[jax.Array, Any]: ...
 
 
-@struct.dataclass
+@policy_dataclass
 class MemoryOne:
     """A memory-one strategy given by five cooperation probabilities.
 
@@ -115,7 +115,7 @@ class MemoryOne:
         return action, state
 
 
-@struct.dataclass
+@policy_dataclass
 class Grim:
     """Grim trigger (Axelrod's ``Grudger``): cooperate until the co-player defects,
     then defect for the rest of the episode.
@@ -137,7 +137,7 @@ class Grim:
         return grudge, grudge
 
 
-@struct.dataclass
+@policy_dataclass
 class TitForTwoTats:
     """Tit for two tats (Axelrod's ``TitFor2Tats``): defect only if the co-player
     defected in both of the last two rounds.

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from dilemmas.agents.pytrees import policy_dataclass
 from dilemmas.agents.scripted import make_policy
 from dilemmas.envs import _commons as rules
 from dilemmas.envs import grid
@@ -38,7 +39,7 @@ def _shift(mask: jax.Array, drow: int, dcol: int) -> jax.Array:
     return padded[1 + drow : 1 + drow + height, 1 + dcol : 1 + dcol + width]
 
 
-@struct.dataclass
+@policy_dataclass
 class DedicatedCleaner:
     """Cleans the river and does nothing else.
 
@@ -91,7 +92,7 @@ class DedicatedCleaner:
         return jnp.where(state.removed[agent] > 0, NOOP, action).astype(jnp.int32)
 
 
-@struct.dataclass
+@policy_dataclass
 class Harvester:
     """Collects apples and never cleans.
 
@@ -127,7 +128,7 @@ class Harvester:
         return jnp.where(state.removed[agent] > 0, NOOP, action).astype(jnp.int32)
 
 
-@struct.dataclass
+@policy_dataclass
 class TurnTaker:
     """Takes turns at cleaning and harvests otherwise.
 

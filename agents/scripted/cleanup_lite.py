@@ -42,6 +42,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from dilemmas.agents.pytrees import policy_dataclass
 from dilemmas.agents.scripted import make_policy
 from dilemmas.envs.cleanup_lite import (
     MOVE_DOWN,
@@ -86,7 +87,7 @@ def _frozen(env_state: CleanUpLiteState, agent: jax.Array) -> jax.Array:
     return env_state.freeze[agent] > 0
 
 
-@struct.dataclass
+@policy_dataclass
 class AlwaysHarvest:
     """Walks to the orchard (column 0) and harvests; never cleans on purpose."""
 
@@ -103,7 +104,7 @@ class AlwaysHarvest:
         return jnp.where(_frozen(env_state, agent), NOOP, action).astype(jnp.int32)
 
 
-@struct.dataclass
+@policy_dataclass
 class DedicatedCleaner:
     """Walks to the river (the last column) and cleans it; never harvests there."""
 
@@ -123,7 +124,7 @@ class DedicatedCleaner:
         return jnp.where(_frozen(env_state, agent), NOOP, action).astype(jnp.int32)
 
 
-@struct.dataclass
+@policy_dataclass
 class TurnTaker:
     """Cleans on its turn or when the river is dirty; harvests otherwise."""
 
@@ -146,7 +147,7 @@ class TurnTaker:
         return jnp.where(on_duty | dirty, clean, harvest).astype(jnp.int32)
 
 
-@struct.dataclass
+@policy_dataclass
 class Zapper:
     """Harvests like :class:`AlwaysHarvest` and zaps the co-player in range."""
 
@@ -170,7 +171,7 @@ class Zapper:
         return jnp.where(can_zap, ZAP, harvest).astype(jnp.int32)
 
 
-@struct.dataclass
+@policy_dataclass
 class RandomAction:
     """Plays a uniformly random action of the six."""
 

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from dilemmas.agents.pytrees import policy_dataclass
 from dilemmas.agents.scripted import make_policy
 from dilemmas.envs.coin_game import MOVES, STAY, CoinGame, CoinGameParams, CoinGameState
 
@@ -51,7 +52,7 @@ def _moves(env: CoinGame) -> jax.Array:
     return (jnp.arange(env.num_actions) != STAY).astype(jnp.int32)
 
 
-@struct.dataclass
+@policy_dataclass
 class GreedyCoinTaker:
     """Walks a shortest torus path to the nearest coin, whatever its colour."""
 
@@ -81,7 +82,7 @@ class GreedyCoinTaker:
         return jnp.argmin(score).astype(jnp.int32)
 
 
-@struct.dataclass
+@policy_dataclass
 class OwnCoinTaker:
     """Takes only coins of its own colour and never steps onto the co-player's."""
 
@@ -110,7 +111,7 @@ class OwnCoinTaker:
         return jnp.argmin(score).astype(jnp.int32)
 
 
-@struct.dataclass
+@policy_dataclass
 class RandomMover:
     """A uniformly random action."""
 

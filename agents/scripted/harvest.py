@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from dilemmas.agents.pytrees import policy_dataclass
 from dilemmas.agents.scripted import make_policy
 from dilemmas.envs import _commons as rules
 from dilemmas.envs.harvest import Harvest, HarvestParams, HarvestState
@@ -66,7 +67,7 @@ def _seek(
     return jnp.where(state.removed[agent] > 0, rules.NOOP, action).astype(jnp.int32)
 
 
-@struct.dataclass
+@policy_dataclass
 class GreedyHarvester:
     """Goes to the nearest apple and eats it; waits when there is none."""
 
@@ -81,7 +82,7 @@ class GreedyHarvester:
         return _seek(self.env, key, state, agent, everywhere)
 
 
-@struct.dataclass
+@policy_dataclass
 class RestrainedHarvester:
     """Goes to the nearest apple outside the patch cores; waits when there is none.
 
