@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from dilemmas.training import losses
+from dilemmas.agents import losses
 
 
 def discounted_returns(rewards: jax.Array, gamma: float) -> jax.Array:

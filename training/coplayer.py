@@ -23,7 +23,7 @@ compiled end to end:
    (:mod:`dilemmas.training.estimators` with one episode of ``T`` steps), optional
    centring of the advantages.
 3. **Update.** One A2C gradient step per learner on its ``batch`` episodes
-   (:func:`dilemmas.training.losses.a2c_loss`), Adam after global-norm clipping,
+   (:func:`dilemmas.agents.losses.a2c_loss`), Adam after global-norm clipping,
    from the parameters every learner had at the start of the iteration.
 
 :class:`CoplayerExperiment` runs this under ``dilemmas train`` (the presets at the
@@ -53,12 +53,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from dilemmas.agents import losses
 from dilemmas.agents.networks import GRUPolicy, TabularPolicy
 from dilemmas.agents.policy import NetworkPolicy, Trained, learners, own_payoffs
 from dilemmas.agents.sequence import SequenceInputs
 from dilemmas.envs import make as make_env
 from dilemmas.envs.matrix_games import MatrixGame
-from dilemmas.training import estimators, losses
+from dilemmas.training import estimators
 from dilemmas.training.configs import (
     check_choices,
     check_env_id,

@@ -40,7 +40,7 @@ M-FOS          Σ_b      1            (1/B) Σ_b' fut_b'     (True, False), Eq. 
 
 The outer sum or mean over ``b`` is the loss's business; see
 :func:`scale_coala_advantages` for the mean-over-samples losses of
-``dilemmas.training.losses``.
+``dilemmas.agents.losses``.
 """
 
 from __future__ import annotations

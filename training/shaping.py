@@ -60,11 +60,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from dilemmas.agents import losses
 from dilemmas.agents.naive import A2CLearner, first_step_resets
 from dilemmas.agents.networks import GRUPolicy, HawkPolicy, MLPPolicy, TabularPolicy
 from dilemmas.agents.policy import NetworkPolicy, Trained
 from dilemmas.envs import make as make_env
-from dilemmas.training import estimators, losses
+from dilemmas.training import estimators
 from dilemmas.training.configs import (
     check_choices,
     check_env_id,

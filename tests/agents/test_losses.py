@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dilemmas.training.losses import a2c_loss, normalize_advantages, ppo_loss
+from dilemmas.agents.losses import a2c_loss, normalize_advantages, ppo_loss
 
 # Four samples shared by the A2C cases.
 LOG_PROBS = jnp.array([-0.5, -1.0, -2.0, -0.25])
