@@ -845,11 +845,18 @@ class Shaping:
             sequences(targets),
         )
 
+        # The sequences of one gradient step, and the chunks their gradient is
+        # accumulated over (several on a CPU, where chunks stay in cache).
+        step_sequences = (
+            E * B if cfg.algorithm == "a2c" else E * B // cfg.ppo_minibatches
+        )
+        value_and_grad = losses.chunked_value_and_grad(
+            self.meta_loss, losses.grad_chunks(step_sequences, L)
+        )
+
         def gradient_step(carry, batch):
             params, opt_state = carry
-            (_, metrics), grads = jax.value_and_grad(self.meta_loss, has_aux=True)(
-                params, *batch
-            )
+            (_, metrics), grads = value_and_grad(params, *batch)
             metrics["grad_norm"] = optax.tree.norm(grads)
             updates, opt_state = self.meta_optimiser.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), metrics

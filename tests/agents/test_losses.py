@@ -7,7 +7,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dilemmas.agents.losses import a2c_loss, normalize_advantages, ppo_loss
+from dilemmas.agents.losses import (
+    CPU_CHUNK_SAMPLES,
+    a2c_loss,
+    chunked_value_and_grad,
+    grad_chunks,
+    normalize_advantages,
+    ppo_loss,
+)
 
 # Four samples shared by the A2C cases.
 LOG_PROBS = jnp.array([-0.5, -1.0, -2.0, -0.25])
@@ -242,3 +249,73 @@ def test_normalize_advantages_over_an_axis():
         [[-1.0, 1.0], [-2.0, 2.0]],
         rtol=1e-6,
     )
+
+
+def _linear_ppo_loss(params, x, actions, old_log_probs, advantages, targets):
+    """PPO on a linear two-action policy and value, a mean over [S, L] samples."""
+    logits = x @ params["pi"]
+    values = x @ params["v"]
+    log_probs = jax.nn.log_softmax(logits)
+    entropies = -jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1)
+    log_prob = jnp.take_along_axis(log_probs, actions[..., None], -1)[..., 0]
+    return ppo_loss(
+        log_prob,
+        old_log_probs,
+        advantages,
+        values,
+        targets,
+        entropies,
+        clip_eps=0.2,
+        value_coef=0.5,
+        entropy_coef=0.01,
+    )
+
+
+def _batch(sequences=12, steps=7, features=3):
+    k = jax.random.split(jax.random.key(0), 6)
+    params = {
+        "pi": jax.random.normal(k[0], (features, 2)),
+        "v": jax.random.normal(k[1], (features,)),
+    }
+    batch = (
+        jax.random.normal(k[2], (sequences, steps, features)),
+        jax.random.randint(k[3], (sequences, steps), 0, 2),
+        jnp.full((sequences, steps), -0.6),
+        jax.random.normal(k[4], (sequences, steps)),
+        jax.random.normal(k[5], (sequences, steps)),
+    )
+    return params, batch
+
+
+@pytest.mark.parametrize("chunks", [1, 2, 3, 12])
+def test_chunked_value_and_grad_equals_the_whole_batch(chunks):
+    params, batch = _batch()
+    (loss, metrics), grads = jax.value_and_grad(_linear_ppo_loss, has_aux=True)(
+        params, *batch
+    )
+    chunked = jax.jit(chunked_value_and_grad(_linear_ppo_loss, chunks))
+    (loss_c, metrics_c), grads_c = chunked(params, *batch)
+    np.testing.assert_allclose(loss_c, loss, rtol=1e-5)
+    assert set(metrics_c) == set(metrics)
+    for name in metrics:
+        np.testing.assert_allclose(metrics_c[name], metrics[name], rtol=1e-5, atol=1e-7)
+    for g, g_c in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_c), strict=True):
+        np.testing.assert_allclose(g_c, g, rtol=1e-5, atol=1e-7)
+
+
+def test_chunked_value_and_grad_rejects_chunks_that_do_not_divide():
+    params, batch = _batch(sequences=12)
+    with pytest.raises(ValueError, match=r"num_chunks = 5 must divide .*\(12\)"):
+        chunked_value_and_grad(_linear_ppo_loss, 5)(params, *batch)
+
+
+def test_grad_chunks_on_cpu(monkeypatch):
+    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+    assert CPU_CHUNK_SAMPLES == 16384
+    # The paper's IPD minibatch: 1024 sequences of 200 steps -> 16 chunks of 64.
+    assert grad_chunks(1024, 200) == 16
+    assert grad_chunks(64, 200) == 1  # 12,800 samples fit in one chunk
+    assert grad_chunks(7, 5000) == 7  # a prime count: one sequence per chunk
+    assert grad_chunks(3, 20000) == 3  # longer than a chunk: still one each
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert grad_chunks(1024, 200) == 1

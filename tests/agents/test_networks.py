@@ -478,3 +478,28 @@ def test_hawk_equals_its_previous_conv_and_gate_kernels(monkeypatch):
         current,
         previous,
     )
+
+
+@pytest.mark.parametrize("method", ["sequential", "associative", "auto"])
+def test_linear_recurrence_matches_a_loop(method):
+    steps, batch, width = 9, 3, 4
+    k = jax.random.split(jax.random.key(3), 3)
+    h0 = np.asarray(jax.random.normal(k[0], (batch, width)))
+    a = np.asarray(jax.random.uniform(k[1], (steps, batch, width)))
+    x = np.asarray(jax.random.normal(k[2], (steps, batch, width)))
+    reset = np.zeros((steps, batch), bool)
+    reset[[0, 4], 0] = True
+    reset[6, 2] = True
+    expected, h = [], h0.astype(np.float64)
+    for t in range(steps):
+        h = a[t] * np.where(reset[t][:, None], 0.0, h) + x[t]
+        expected.append(h)
+    last, states = networks.linear_recurrence_sequence(h0, a, x, reset, method)
+    np.testing.assert_allclose(states, np.stack(expected), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(last, expected[-1], rtol=1e-5, atol=1e-6)
+
+
+def test_linear_recurrence_rejects_an_unknown_method():
+    x = jnp.zeros((2, 1, 1))
+    with pytest.raises(ValueError, match="method must be 'auto', 'sequential'"):
+        networks.linear_recurrence_sequence(x[0], x, x, jnp.zeros((2, 1), bool), "fft")

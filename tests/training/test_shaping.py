@@ -424,3 +424,86 @@ def test_coala_learns_to_extort_naive_learners_on_the_sampled_ipd():
     assert last["reward_vs_naive"] > last["naive_reward"] + 0.5, last
     assert last["naive_reward"] < 0.2, last
     assert last["naive_cooperation"] > last["cooperation_vs_naive"] + 0.2, last
+
+
+# A short Hawk run recorded with the implementation before gradient chunks and the
+# sequential RG-LRU recurrence (commit 3b1e82f: one gradient over each minibatch,
+# the associative scan): each parameter leaf's total absolute change over two
+# iterations, and the first agent's metrics per iteration.
+PINNED_CONFIG = dict(
+    meta_batch=4,
+    batch=4,
+    num_inner_episodes=3,
+    inner_episode_length=5,
+    iterations=2,
+    network="hawk",
+    ppo_epochs=2,
+    ppo_minibatches=2,
+)
+PINNED_CHANGES = {
+    "channel_pre_norm/scale": 0.02345620095729828,
+    "embed/bias": 0.030730698257684708,
+    "embed/kernel": 0.15069979429244995,
+    "final_norm/scale": 0.03882256895303726,
+    "mlp_block/ffw_down/bias": 0.030748270452022552,
+    "mlp_block/ffw_down/kernel": 0.597672164440155,
+    "mlp_block/ffw_up_b": 0.05587229132652283,
+    "mlp_block/ffw_up_w": 1.6310280561447144,
+    "policy_head/bias": 0.0022466620430350304,
+    "policy_head/kernel": 0.08393539488315582,
+    "recurrent_block/conv_1d/b": 0.020987791940569878,
+    "recurrent_block/conv_1d/w": 0.05952533707022667,
+    "recurrent_block/linear_out/bias": 0.031243419274687767,
+    "recurrent_block/linear_out/kernel": 0.08793134987354279,
+    "recurrent_block/linear_x/bias": 0.00484891002997756,
+    "recurrent_block/linear_x/kernel": 0.10726375877857208,
+    "recurrent_block/linear_y/bias": 0.003711240366101265,
+    "recurrent_block/linear_y/kernel": 0.09978749603033066,
+    "recurrent_block/rg_lru/a_gate/b": 0.000808746786788106,
+    "recurrent_block/rg_lru/a_gate/w": 0.0014520292170345783,
+    "recurrent_block/rg_lru/input_gate/b": 0.0017114850925281644,
+    "recurrent_block/rg_lru/input_gate/w": 0.003035831730812788,
+    "recurrent_block/rg_lru/lambda": 0.0015134811401367188,
+    "temporal_pre_norm/scale": 0.007152392063289881,
+    "value_head/bias": 0.0022860916797071695,
+    "value_head/kernel": 0.061622343957424164,
+}
+PINNED_METRICS = {
+    "approx_kl": [1.2893851817352697e-05, 1.607835292816162e-05],
+    "entropy": [0.693134069442749, 0.6930258870124817],
+    "grad_norm": [0.5661078691482544, 0.3732171654701233],
+    "total_loss": [-0.672504186630249, -0.3702220618724823],
+    "value_loss": [0.04416419938206673, 0.028352811932563782],
+}
+
+
+def test_a_short_hawk_run_matches_the_pinned_reference(monkeypatch):
+    from dilemmas.agents import losses
+
+    # On a CPU (the sequential recurrence) with 20 samples per gradient chunk: each
+    # minibatch of 8 sequences of 15 steps is accumulated over 8 chunks.
+    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+    monkeypatch.setattr(losses, "CPU_CHUNK_SAMPLES", 20)
+    cfg = ShapingConfig(**PINNED_CONFIG)
+    key = jax.random.key(7)
+    init = Shaping(cfg).init(key).params["params"]
+    state, metrics = jax.jit(make_train(cfg))(key)
+    final = state.params["params"]
+    flat = jax.tree_util.tree_flatten_with_path(final)[0]
+    changes = {
+        "/".join(p.key for p in path): float(jnp.abs(leaf - _leaf_at(init, path)).sum())
+        for path, leaf in flat
+    }
+    assert set(changes) == set(PINNED_CHANGES)
+    for name, expected in PINNED_CHANGES.items():
+        np.testing.assert_allclose(changes[name], expected, rtol=2e-4, err_msg=name)
+    for name, expected in PINNED_METRICS.items():
+        np.testing.assert_allclose(
+            np.asarray(metrics[name])[:, 0], expected, rtol=2e-4, err_msg=name
+        )
+
+
+def _leaf_at(tree, path):
+    for entry in path:
+        tree = tree[entry.key]
+    return tree
