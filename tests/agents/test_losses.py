@@ -311,10 +311,10 @@ def test_chunked_value_and_grad_rejects_chunks_that_do_not_divide():
 
 def test_grad_chunks_on_cpu(monkeypatch):
     monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
-    assert CPU_CHUNK_SAMPLES == 16384
-    # The paper's IPD minibatch: 1024 sequences of 200 steps -> 16 chunks of 64.
-    assert grad_chunks(1024, 200) == 16
-    assert grad_chunks(64, 200) == 1  # 12,800 samples fit in one chunk
+    assert CPU_CHUNK_SAMPLES == 8192
+    # The paper's IPD minibatch: 1024 sequences of 200 steps -> 32 chunks of 32.
+    assert grad_chunks(1024, 200) == 32
+    assert grad_chunks(40, 200) == 1  # 8,000 samples fit in one chunk
     assert grad_chunks(7, 5000) == 7  # a prime count: one sequence per chunk
     assert grad_chunks(3, 20000) == 3  # longer than a chunk: still one each
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
