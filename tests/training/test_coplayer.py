@@ -462,3 +462,58 @@ def test_a_corrupted_frozen_checkpoint_is_refused(step1_run, tmp_path):
     checkpoint.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="pool entry frozen:"):
         cfg.replace(pool=f"frozen:{copy}").experiment()
+
+
+# Two iterations of TINY recorded before the learners' gradient was accumulated over
+# chunks (commit 3b1e82f): each parameter leaf's total absolute change, and the
+# metrics ([iteration, learner]).
+PINNED_CHANGES = {
+    "embed/bias": 0.0030814278870821,
+    "embed/kernel": 0.0070608630776405334,
+    "input_proj/bias": 0.007718887645751238,
+    "input_proj/kernel": 0.011839634738862514,
+    "policy_head/bias": 0.006949379108846188,
+    "policy_head/kernel": 0.04542035236954689,
+    "recurrent_bias": 0.004807106219232082,
+    "recurrent_kernel": 0.01290745660662651,
+    "value_head/bias": 0.0039943852461874485,
+    "value_head/kernel": 0.03005608171224594,
+}
+PINNED_METRICS = {
+    "entropy": [
+        [0.6931471824645996, 0.6931471824645996],
+        [0.6931463479995728, 0.6931461691856384],
+    ],
+    "total_loss": [
+        [-0.002136272843927145, -0.0014343531802296638],
+        [-0.002664107596501708, -0.001973001519218087],
+    ],
+    "value_loss": [
+        [0.009590513072907925, 0.01099433284252882],
+        [0.00856528989970684, 0.00992459524422884],
+    ],
+}
+
+
+def test_tiny_run_matches_the_pinned_reference_with_gradient_chunks(monkeypatch):
+    from dilemmas.agents import losses
+
+    # 100 samples per chunk: each learner's 64 episodes of 20 steps in 16 chunks.
+    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+    monkeypatch.setattr(losses, "CPU_CHUNK_SAMPLES", 100)
+    key = jax.random.key(5)
+    init = Coplayer(TINY).init(key).params["params"]
+    state, metrics = jax.jit(make_train(TINY))(key)
+    changes = {
+        "/".join(p.key for p in path): float(jnp.abs(leaf - init_leaf).sum())
+        for (path, leaf), init_leaf in zip(
+            jax.tree_util.tree_flatten_with_path(state.params["params"])[0],
+            jax.tree.leaves(init),
+            strict=True,
+        )
+    }
+    assert set(changes) == set(PINNED_CHANGES)
+    for name, expected in PINNED_CHANGES.items():
+        np.testing.assert_allclose(changes[name], expected, rtol=2e-4, err_msg=name)
+    for name, expected in PINNED_METRICS.items():
+        np.testing.assert_allclose(metrics[name], expected, rtol=2e-4, err_msg=name)
