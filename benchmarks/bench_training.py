@@ -13,7 +13,14 @@ B = 16, M = 20, T = 10, Hawk width 32, pure shaping, PPO 4 epochs x 2 minibatche
    *rollout only* (the same meta-episodes, naive updates included, no meta
    update) and *env only* (the same number of IPD steps with uniformly random
    actions, no networks). The ratios training / reference say what the learning
-   costs on top of playing.
+   costs on top of playing. With a Hawk network, the same iteration is also
+   compiled as issue #16 found it (*original*: the previous conv1d and
+   block-diagonal kernels, one gradient per whole minibatch, the associative
+   RG-LRU scan) and with only the previous meta update; the three are timed in
+   turn within each repeat and the speed-ups are medians of per-repeat ratios.
+   The FLOPs of one iteration are counted part by part (acting, naive updates,
+   meta update, each loop body times its trip count) and set against a measured
+   float32 matmul peak of the same machine (``--no-flops`` skips both).
 3. **Time outside compiled code**: ``dilemmas.training.runner.run`` drives the same
    experiment for ``--driver-iterations`` iterations with one iteration per
    compiled chunk (the worst case for the driver: a metrics line, TensorBoard
@@ -33,6 +40,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import functools
 import json
 import platform
 import statistics
@@ -44,7 +52,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from dilemmas.agents import networks
+from dilemmas.agents import losses, networks
 from dilemmas.envs import make
 from dilemmas.training import runner
 from dilemmas.training.shaping import Shaping
@@ -77,18 +85,24 @@ def _median_seconds(fn, args, repeats: int) -> tuple[float, list[float]]:
     return statistics.median(times), times
 
 
-def _paired_seconds(fn_a, fn_b, args, repeats: int):
-    """Medians of ``fn_a`` and ``fn_b`` (both compiled) timed alternately, so a
-    change of machine load hits both alike."""
-    jax.block_until_ready(fn_a(*args))
-    jax.block_until_ready(fn_b(*args))
-    times_a, times_b = [], []
+def _alternated_seconds(fns, args, repeats: int) -> list[list[float]]:
+    """Times of each of ``fns`` (all compiled first), called in turn within each
+    repeat, so that a change of machine load hits them alike."""
+    for fn in fns:
+        jax.block_until_ready(fn(*args))
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        for fn, times in ((fn_a, times_a), (fn_b, times_b)):
+        for fn, fn_times in zip(fns, times, strict=True):
             start = time.perf_counter()
             jax.block_until_ready(fn(*args))
-            times.append(time.perf_counter() - start)
-    return statistics.median(times_a), statistics.median(times_b), times_a, times_b
+            fn_times.append(time.perf_counter() - start)
+    return times
+
+
+def _speedup(reference: list[float], current: list[float]) -> float:
+    """Median of the per-repeat ratios (each pair ran back to back, so a change of
+    load between repeats cancels)."""
+    return statistics.median(r / c for r, c in zip(reference, current, strict=True))
 
 
 def _previous_conv1d_step(w, b, state, x, reset):
@@ -117,6 +131,130 @@ def previous_hawk_kernels():
         yield
     finally:
         networks.conv1d_step, networks.block_diagonal_linear = saved
+
+
+@contextlib.contextmanager
+def previous_update(*, unroll_recurrence: bool = False):
+    """Trace the meta update as before gradient chunks and the sequential RG-LRU
+    scan: one gradient over each whole minibatch and the associative scan (with
+    ``unroll_recurrence``, a fully unrolled sequential recurrence instead: no
+    loops, for counting FLOPs)."""
+    saved = losses.grad_chunks, networks.linear_recurrence_sequence
+    original = networks.linear_recurrence_sequence
+    losses.grad_chunks = lambda sequences, samples: 1
+    if unroll_recurrence:
+
+        def recurrence(h0, a_seq, x_seq, reset_seq, method="auto"):
+            a_seq = a_seq * jnp.logical_not(reset_seq)[..., None]
+
+            def step(h, inputs):
+                h = inputs[0] * h + inputs[1]
+                return h, h
+
+            return jax.lax.scan(step, h0, (a_seq, x_seq), unroll=True)
+
+        networks.linear_recurrence_sequence = recurrence
+    else:
+        networks.linear_recurrence_sequence = functools.partial(
+            original, method="associative"
+        )
+    try:
+        yield
+    finally:
+        losses.grad_chunks, networks.linear_recurrence_sequence = saved
+
+
+@contextlib.contextmanager
+def original_implementation():
+    """The shaping iteration as issue #16 found it: the previous Hawk kernels and
+    the previous meta update."""
+    with previous_hawk_kernels(), previous_update():
+        yield
+
+
+REFERENCES = {"original": original_implementation, "previous_update": previous_update}
+REFERENCE_LABELS = {
+    "original": "as issue #16 found it (previous kernels and meta update)",
+    "previous_update": "previous meta update (whole-minibatch gradient, associative "
+    "scan)",
+}
+
+
+def _flops(fn, *args) -> float:
+    """XLA's FLOP count of ``fn(*args)`` (a program without loops)."""
+    cost = jax.jit(fn).lower(*args).compile().cost_analysis()
+    if isinstance(cost, list | tuple):
+        cost = cost[0]
+    return float(cost["flops"])
+
+
+def iteration_flops(cfg) -> dict[str, float]:
+    """FLOPs of one shaping iteration, counted part by part so that every loop body
+    counts as often as it runs (XLA's cost analysis of the whole iteration counts a
+    loop body once): the acting forward passes of meta agents and co-players at
+    every step, the naive learners' A2C updates at every inner-episode boundary,
+    and the meta agents' forward and backward passes in every PPO epoch and
+    minibatch. Not counted: env steps, sampling, advantages and optimiser updates
+    (elementwise work on far fewer numbers)."""
+    algo = Shaping(cfg)
+    n, e, b = cfg.pool_size, cfg.meta_batch, cfg.batch
+    m, t = cfg.num_inner_episodes, cfg.inner_episode_length
+    length = m * t
+    rows = n * e * b
+    params = algo.init_network(jax.random.key(0))
+    net = algo.net
+    obs, _ = jax.vmap(algo.env.reset, (0, None))(
+        jax.random.split(jax.random.key(0), rows), algo.env_params
+    )
+    one_obs = obs[:, 0]
+
+    def act(params, obs):
+        _, out = net.apply(
+            params, net.initial_state((rows,)), obs, jnp.zeros(rows, bool)
+        )
+        return out
+
+    with previous_update(unroll_recurrence=True):
+        acting = 2 * _flops(act, params, one_obs) * length
+        naive_obs = jnp.broadcast_to(one_obs[:b], (t, b, *one_obs.shape[1:]))
+        zeros = jnp.zeros((t, b), jnp.int32)
+        opt = algo.naive.optimiser.init(params)
+
+        def naive(params):
+            return algo.naive.update(params, opt, naive_obs, zeros, zeros * 1.0)
+
+        naive_updates = _flops(naive, params) * n * e * m
+        sequences = e * b // (cfg.ppo_minibatches if cfg.algorithm == "ppo" else 1)
+        seq_obs = jnp.broadcast_to(
+            one_obs[:1, None], (sequences, length, *one_obs.shape[1:])
+        )
+        floats = jnp.zeros((sequences, length))
+        ints = jnp.zeros((sequences, length), jnp.int32)
+
+        def meta_grad(params):
+            return jax.grad(
+                lambda p: algo.meta_loss(
+                    p, seq_obs, ints, floats, floats, floats, floats
+                )[0]
+            )(params)
+
+        steps = cfg.ppo_epochs * cfg.ppo_minibatches if cfg.algorithm == "ppo" else 1
+        meta = _flops(meta_grad, params) * steps * n
+    return {
+        "acting": acting,
+        "naive_updates": naive_updates,
+        "meta_update": meta,
+        "total": acting + naive_updates + meta,
+    }
+
+
+def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
+    """Measured FLOP/s of a float32 ``[size, size] @ [size, size]`` matmul (median),
+    the machine's practical peak for the same dtype."""
+    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
+    matmul = jax.jit(jnp.matmul)
+    seconds, _ = _median_seconds(matmul, (a, a), repeats)
+    return 2.0 * size**3 / seconds
 
 
 def driver_line(timing: dict[str, float], iterations: int) -> str:
@@ -162,6 +300,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--driver-iterations", type=int, default=6)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--no-flops", action="store_true", help="skip the FLOP count and matmul peak"
+    )
     args = parser.parse_args()
 
     cfg = PRESETS[args.preset]
@@ -172,29 +313,35 @@ def main() -> None:
     state = algo.init(jax.random.key(0))
 
     update = jax.jit(algo.update)
-    previous = None
+    references = {}
     if cfg.network == "hawk":
         # Ahead-of-time compiled executables, so that no trace cache can hand one
         # version's kernels to the other.
         update = update.lower(state).compile()
-        with previous_hawk_kernels():
-            jax.clear_caches()
-            old_update = jax.jit(Shaping(cfg).update).lower(state).compile()
+        compiled = {}
+        for name, context in REFERENCES.items():
+            with context():
+                jax.clear_caches()
+                compiled[name] = jax.jit(Shaping(cfg).update).lower(state).compile()
         jax.clear_caches()
-        train_s, old_s, train_times, old_times = _paired_seconds(
-            update, old_update, (state,), args.repeats
+        times = _alternated_seconds(
+            [update, *compiled.values()], (state,), args.repeats
         )
-        previous = {
-            "training_seconds_per_iteration": old_s,
-            "training_repeats": old_times,
-            # Median of the per-pair ratios: each pair ran back to back, so a
-            # change of load between pairs cancels.
-            "speedup": statistics.median(
-                o / n for o, n in zip(old_times, train_times, strict=True)
-            ),
-        }
+        train_times = times[0]
+        train_s = statistics.median(train_times)
+        for (name, _), ref_times in zip(REFERENCES.items(), times[1:], strict=True):
+            references[name] = {
+                "training_seconds_per_iteration": statistics.median(ref_times),
+                "training_repeats": ref_times,
+                "speedup": _speedup(ref_times, train_times),
+            }
     else:
         train_s, train_times = _median_seconds(update, (state,), args.repeats)
+
+    flops = peak = None
+    if cfg.network == "hawk" and not args.no_flops:
+        flops = iteration_flops(cfg)
+        peak = matmul_peak()
 
     def rollout(state):
         is_naive, index = algo.draw_opponents(state.key)
@@ -240,7 +387,13 @@ def main() -> None:
         "training_over_rollout": rollout_s / train_s,
         "training_over_env_only": env_s / train_s,
         "driver": timing,
-        "previous_hawk_kernels": previous,
+        "references": references,
+        "flops_per_iteration": flops,
+        "flops_per_second": None if flops is None else flops["total"] / train_s,
+        "matmul_peak_flops_per_second": peak,
+        "share_of_matmul_peak": None
+        if flops is None
+        else flops["total"] / train_s / peak,
     }
     print()
     print(f"device: {result['device']}, jax {jax.__version__}")
@@ -254,12 +407,22 @@ def main() -> None:
     )
     over_env = result["training_over_env_only"]
     print(f"| env only | {steps / env_s:.3g} | {over_env:.4f} |")
-    if previous is not None:
+    for name, ref in references.items():
         print(
-            f"| training, previous conv1d_step and block-diagonal gates | "
-            f"{steps / previous['training_seconds_per_iteration']:.3g} | "
-            f"{previous['speedup']:.3f} (speed-up of the current kernels: median "
-            "of back-to-back pairs) |"
+            f"| training, {REFERENCE_LABELS[name]} | "
+            f"{steps / ref['training_seconds_per_iteration']:.3g} | "
+            f"{ref['speedup']:.3f} (speed-up of today's code: median of "
+            "back-to-back repeats) |"
+        )
+    if flops is not None:
+        parts = ", ".join(
+            f"{k} {v / 1e9:.1f}" for k, v in flops.items() if k != "total"
+        )
+        print(
+            f"FLOPs per iteration: {flops['total'] / 1e9:.1f} G ({parts}); "
+            f"{result['flops_per_second'] / 1e9:.1f} GFLOP/s = "
+            f"{100 * result['share_of_matmul_peak']:.1f} % of the measured float32 "
+            f"matmul peak ({peak / 1e9:.1f} GFLOP/s)"
         )
     print(driver_line(timing, args.driver_iterations))
     if args.json is not None:
