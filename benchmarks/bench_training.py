@@ -224,7 +224,7 @@ def iteration_flops(cfg) -> dict[str, float]:
             return algo.naive.update(params, opt, naive_obs, zeros, zeros * 1.0)
 
         naive_updates = _flops(naive, params) * n * e * m
-        sequences = e * b // (cfg.ppo_minibatches if cfg.algorithm == "ppo" else 1)
+        sequences = e * b // cfg.minibatches
         seq_obs = jnp.broadcast_to(
             one_obs[:1, None], (sequences, length, *one_obs.shape[1:])
         )
@@ -238,8 +238,7 @@ def iteration_flops(cfg) -> dict[str, float]:
                 )[0]
             )(params)
 
-        steps = cfg.ppo_epochs * cfg.ppo_minibatches if cfg.algorithm == "ppo" else 1
-        meta = _flops(meta_grad, params) * steps * n
+        meta = _flops(meta_grad, params) * cfg.gradient_steps * n
     return {
         "acting": acting,
         "naive_updates": naive_updates,
@@ -304,6 +303,11 @@ def main() -> None:
         "--no-flops", action="store_true", help="skip the FLOP count and matmul peak"
     )
     args = parser.parse_args()
+    if args.driver_iterations < 2:
+        parser.error(
+            "--driver-iterations must be >= 2: the time outside compiled code is "
+            "measured after the first (compiling) chunk"
+        )
 
     cfg = PRESETS[args.preset]
     if args.meta_batch is not None:

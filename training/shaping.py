@@ -293,6 +293,18 @@ class ShapingConfig:
             )
         check_env_id(self)
 
+    @property
+    def minibatches(self) -> int:
+        """Minibatches per pass over the meta-batch: ``ppo_minibatches`` under PPO,
+        1 under A2C."""
+        return self.ppo_minibatches if self.algorithm == "ppo" else 1
+
+    @property
+    def gradient_steps(self) -> int:
+        """Meta gradient steps per iteration: ``ppo_epochs * ppo_minibatches`` under
+        PPO, 1 under A2C."""
+        return self.ppo_epochs * self.minibatches if self.algorithm == "ppo" else 1
+
     def memory_estimate_bytes(self) -> dict[str, int]:
         """A lower bound of the bytes held at once, by the fields that size them
         (:func:`dilemmas.training.configs.check_memory` refuses a config whose
@@ -316,9 +328,8 @@ class ShapingConfig:
             * steps
         }
         if self.network != "tabular":
-            minibatches = self.ppo_minibatches if self.algorithm == "ppo" else 1
             update = 4 * seeds_agents * self.meta_batch * steps * self.hidden
-            update //= minibatches
+            update //= self.minibatches
             naive = 4 * seeds_agents * self.meta_batch * self.batch * self.hidden
             naive *= self.inner_episode_length
             if update >= naive:
@@ -847,9 +858,7 @@ class Shaping:
 
         # The sequences of one gradient step, and the chunks their gradient is
         # accumulated over (several on a CPU, where chunks stay in cache).
-        step_sequences = (
-            E * B if cfg.algorithm == "a2c" else E * B // cfg.ppo_minibatches
-        )
+        step_sequences = E * B // cfg.minibatches
         value_and_grad = losses.chunked_value_and_grad(
             self.meta_loss, losses.grad_chunks(step_sequences, L)
         )
