@@ -158,6 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="a smoke run")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--games", nargs="+", choices=list(GAMES), default=list(GAMES), metavar="ID"
+    )
+    parser.add_argument(
+        "--faces",
+        nargs="+",
+        choices=["pettingzoo", "gymnasium"],
+        default=["pettingzoo", "gymnasium"],
+    )
     args = parser.parse_args(argv)
     repeats = 2 if args.quick else args.repeats
     scale = 0.05 if args.quick else 1.0
@@ -176,7 +185,10 @@ def main(argv: list[str] | None = None) -> int:
             "pettingzoo": (before_pz, pettingzoo_face, pettingzoo_loop),
             "gymnasium": (before_gym, gymnasium_face, gymnasium_loop),
         }.items():
-            for env_id, full in GAMES.items():
+            if face not in args.faces:
+                continue
+            for env_id in args.games:
+                full = GAMES[env_id]
                 if face == "gymnasium" and env_id == "harvest-v0":
                     continue
                 steps = max(20, int(full * scale))
