@@ -182,6 +182,55 @@ def test_non_finite_loss_exits_1_with_the_message(count_preset, tmp_path, capsys
     assert runner.latest_checkpoint(run_dir)[0] == 4
 
 
+def test_a_completed_run_trains_longer_with_more_iterations(
+    count_preset, tmp_path, capsys
+):
+    def run(run_dir, *extra):
+        settings = ["--log-every", "2", "--checkpoint-every", "2", "--no-progress"]
+        argv = ["train", "count", "--run-dir", str(run_dir), *settings, *extra]
+        assert main(argv) == 0
+
+    def lines(run_dir):
+        text = (run_dir / "metrics.jsonl").read_text()
+        return [{**json.loads(line), "wall_time": 0} for line in text.splitlines()]
+
+    straight, extended = tmp_path / "straight", tmp_path / "extended"
+    run(straight, "--set", "iterations=9")
+    run(extended, "--set", "iterations=5")  # ends between two chunk boundaries
+    first = {
+        name: (extended / name).read_text()
+        for name in ("summary.json", "evaluation.json")
+    }
+    capsys.readouterr()
+
+    # not longer: refused, and nothing is touched
+    assert main(["train", "--resume", str(extended), "--set", "iterations=5"]) == 2
+    assert "--set iterations=N (N > 5)" in capsys.readouterr().err
+    assert (extended / "summary.json").read_text() == first["summary.json"]
+
+    argv = ["train", "--resume", str(extended), "--set", "iterations=9"]
+    assert main([*argv, "--no-progress"]) == 0
+    summary = json.loads((extended / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["iterations_completed"] == 9
+    # the same metrics as a run of 9 iterations from the start
+    assert lines(extended) == lines(straight)
+    assert (extended / "evaluation.json").read_text() == (
+        straight / "evaluation.json"
+    ).read_text()
+    # the shorter run's end products are kept
+    archived = extended / "completed_00000005"
+    for name, text in first.items():
+        assert (archived / name).read_text() == text
+    config = json.loads((extended / "config.json").read_text())
+    (entry,) = config["resumed_with_overrides"]
+    assert entry["iteration"] == 5 and entry["set"] == {"iterations": 9}
+    # back on log_every's boundaries after the extension: checkpoints at 6, 8, 9
+    latest = json.loads((extended / "checkpoints" / "latest.json").read_text())
+    assert latest["iteration"] == 9
+    names = sorted(p.name for p in (extended / "checkpoints").glob("*.msgpack"))
+    assert names == [f"iter_{i:08d}.msgpack" for i in (6, 8, 9)]
+
+
 def test_interrupt_exits_130_and_resume_finishes(
     count_preset, tmp_path, monkeypatch, capsys
 ):

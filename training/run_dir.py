@@ -883,6 +883,19 @@ def _previous_summary(path: Path) -> tuple[str, int] | None:
     return status, done
 
 
+def archive_completed(run_dir: Path, iterations: int) -> Path:
+    """Move a completed run's end products (``evaluation.json``, ``policies/``, then
+    ``summary.json``) into ``completed_<iterations>/`` before the run is extended,
+    so that nothing of the shorter run is overwritten; returns that folder."""
+    folder = run_dir / f"completed_{iterations:08d}"
+    folder.mkdir(exist_ok=True)
+    for name in (EVALUATION_FILE, POLICY_DIR, SUMMARY_FILE):
+        path = run_dir / name
+        if path.exists():
+            os.replace(path, folder / name)
+    return folder
+
+
 def _check_consistent(
     run_dir: Path,
     summary: tuple[str, int] | None,

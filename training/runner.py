@@ -117,6 +117,7 @@ from dilemmas.training.run_dir import (
     _verified_metrics,
     _write_config,
     _write_json,
+    archive_completed,
     atomic_write,
     config_integrity,
     find_checkpoint,
@@ -542,7 +543,10 @@ class _Loop:
             previous_end = None
             while done[0] < total:
                 iteration, state = done
-                length = min(settings.log_every, total - iteration)
+                # Chunks end on multiples of log_every (a run extended from an
+                # end between them first catches up), or at the last iteration.
+                step = settings.log_every - iteration % settings.log_every
+                length = min(step, total - iteration)
                 chunk_start = time.perf_counter() - clock0
                 first = previous_end is None
                 with _first_chunk_ticker(bar if first else None, TICK_SECONDS):
@@ -1008,7 +1012,9 @@ def resume(
       ValueError: overrides together with ``experiment``, or overrides the config
         rejects (including its memory estimate).
       RunDirectoryError: missing, corrupt or inconsistent directory, unknown format
-        version, a completed run, another process holding the lock, or an
+        version, a completed run without a larger ``iterations`` override (with
+        one, its end products move to ``completed_<iterations>/`` and it trains
+        on), another process holding the lock, or an
         ``experiment`` that does not match the stored config.
       NonFiniteLossError, KeyboardInterrupt: as in :func:`run`.
     """
@@ -1075,11 +1081,7 @@ def _prepare_resume(
     config = read_config(run_dir)
     summary_path = run_dir / SUMMARY_FILE
     summary = _previous_summary(summary_path)
-    if summary is not None and summary[0] == "completed":
-        raise RunDirectoryError(
-            f"{run_dir} is a completed run; there is nothing to resume (start a "
-            "new run with another --run-dir)"
-        )
+    completed = summary is not None and summary[0] == "completed"
     changes: dict[str, tuple[Any, Any]] = {}
     if experiment is None:
         stored = _stored_config(config)
@@ -1100,6 +1102,12 @@ def _prepare_resume(
         raise RunDirectoryError(
             f"the given experiment does not match the config stored in {run_dir}"
         )
+    if completed and experiment.iterations <= summary[1]:
+        raise RunDirectoryError(
+            f"{run_dir} is a completed run of {summary[1]} iterations; there is "
+            f"nothing to resume. Train it longer with --set iterations=N (N > "
+            f"{summary[1]}), or start a new run with another --run-dir"
+        )
     settings = _settings(config, run_dir)
     _check_memory(experiment.config)
     found = find_checkpoint(run_dir)
@@ -1115,7 +1123,11 @@ def _prepare_resume(
             else ""
         )
         start, state = found.iteration, _restore(found, template, hint)
-        on_boundary = start % settings.log_every == 0 or start == experiment.iterations
+        on_boundary = (
+            start % settings.log_every == 0
+            or start == experiment.iterations
+            or (completed and start == summary[1])  # the end of a shorter run
+        )
         if start > experiment.iterations or not on_boundary:
             raise RunDirectoryError(
                 f"checkpoint iteration {start} does not fit the run "
@@ -1142,6 +1154,8 @@ def _prepare_resume(
     if not writes:
         return _Resumed(experiment, settings, label, state, start, 0.0, b"")
     _remove_stale_temporaries(run_dir)
+    if completed:
+        archive_completed(run_dir, summary[1])
     wall_offset, metrics = _truncate_metrics(run_dir / METRICS_FILE, start, verified)
     with contextlib.suppress(FileNotFoundError):
         summary_path.unlink()
