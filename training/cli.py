@@ -682,7 +682,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="RUN_DIR",
         help="continue a killed or interrupted run from its latest checkpoint; "
-        "with --set, change config fields on purpose (recorded in config.json)",
+        "with --set, change config fields on purpose (recorded in config.json), "
+        "e.g. --set iterations=N to train a completed run longer",
     )
     train.add_argument(
         "--log-every",
