@@ -325,11 +325,11 @@ class _StepReader:
         # the info is read as views.
         scalars = {name: layout.slot(name) for name in ("reward", "terminated")}
         scalars["truncated"] = layout.slot("truncated")
-        self.scalar_info, self.other_info = [], []
+        scalar_info, self.other_info = [], []
         for name, slot, kind in info.entries:
             if kind == "scalar" and slot.dtype in _STRUCT_CODES:
                 scalars[f"info:{name}"] = slot
-                self.scalar_info.append(name)
+                scalar_info.append(name)
             else:
                 self.other_info.append((name, slot, kind))
         fmt, position, start = "=", 0, 0
@@ -341,10 +341,13 @@ class _StepReader:
             self.starts[name] = start
             start += count
         self.struct = struct.Struct(fmt)
+        self.scalar_info_at = [
+            (name, self.starts[f"info:{name}"]) for name in scalar_info
+        ]
 
     def read(
         self, host: np.ndarray
-    ) -> tuple[np.ndarray, list[float], bool, bool, list[dict[str, Any]]]:
+    ) -> tuple[np.ndarray, tuple[float, ...], bool, bool, list[dict[str, Any]]]:
         """``(obs, rewards, terminated, truncated, infos)`` of the step in ``host``."""
         n = self.num_agents
         values = self.struct.unpack_from(host)
@@ -352,8 +355,7 @@ class _StepReader:
         starts = self.starts
         rewards = values[starts["reward"] : starts["reward"] + n]
         infos: list[dict[str, Any]] = [{} for _ in range(n)]
-        for name in self.scalar_info:
-            at = starts[f"info:{name}"]
+        for name, at in self.scalar_info_at:
             for own, element in zip(infos, values[at : at + n], strict=True):
                 own[name] = element
         for name, slot, kind in self.other_info:
@@ -571,7 +573,6 @@ class JaxParallelEnv(pettingzoo.ParallelEnv):
         self._layout = compiled.layout
         self._reset_fn, self._step_fn = compiled.reset, compiled.step
         layout = compiled.layout
-        self._obs_slot = layout.slot("obs")
         self._reader = _StepReader(layout, self.core.num_agents)
         self._num_actions = [
             self._action_spaces[agent].n for agent in self.possible_agents
@@ -651,7 +652,7 @@ class JaxParallelEnv(pettingzoo.ParallelEnv):
         buffer = self._reset_fn(key_from_seed(seed))
         host = np.asarray(buffer)
         self._buffer, self._host = buffer, host
-        self._obs = self._obs_slot.view(host)
+        self._obs = self._reader.obs.view(host)
         self._num_steps = 0
         self.agents = list(self.possible_agents)
         observations = dict(zip(self.agents, self._obs, strict=True))
@@ -765,7 +766,6 @@ class JaxParallelEnv(pettingzoo.ParallelEnv):
         "_layout",
         "_reset_fn",
         "_step_fn",
-        "_obs_slot",
         "_reader",
         "_num_actions",
     )
@@ -785,7 +785,7 @@ class JaxParallelEnv(pettingzoo.ParallelEnv):
         self._build_compiled()
         if self._host is not None:
             self._buffer = jax.device_put(self._host)
-            self._obs = self._obs_slot.view(self._host)
+            self._obs = self._reader.obs.view(self._host)
 
 
 def parallel_env(
